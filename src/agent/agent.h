@@ -1,0 +1,48 @@
+/* agent.h - the reconciler: drives every container group from its desired state
+ * in the store to the actual state on the host (pull, namespaces, rootfs, bundles,
+ * skiff-monitor), and folds what monitors report back into the store.
+ *
+ * The API only writes desired state and calls agent_notify(); all host work
+ * happens on the agent's worker threads, one group at a time per group. */
+#ifndef SKIFF_AGENT_AGENT_H
+#define SKIFF_AGENT_AGENT_H
+
+#include <stdint.h>
+
+#include "common/error.h"
+
+struct store;
+
+typedef struct
+{
+  const char *data_dir;
+  const char *monitor_path;  /* skiff-monitor binary */
+  const char *runtime_path;  /* crun (default) or runc */
+  uint32_t id_shift, id_range;
+  int workers;               /* reconcile threads (default 4) */
+  int backoff_initial_ms, backoff_max_ms; /* restart back-off */
+  int stop_grace_seconds;    /* SIGTERM -> SIGKILL on stop */
+  int64_t log_max_bytes;     /* per container log file */
+  const char *const *insecure_registries;
+} agent_config_t;
+
+typedef struct agent agent_t;
+
+/* Prepares the host (cgroups, runtime), opens the image store, starts the worker and
+ * watcher threads, then re-adopts every group in the store: running monitors are
+ * reconnected and caught up, half-done work is finished or rolled back, and files,
+ * mounts, namespaces, cgroups and runtime containers that belong to no group are removed. */
+int agent_start (const agent_config_t *cfg, struct store *store, agent_t **out, skiff_error_t *err);
+
+/* Queues group `group_id` for reconciliation. Thread-safe, never blocks on host work. */
+void agent_notify (agent_t *a, const char *group_id);
+
+/* Reads the log of a container: last `tail` lines (tail < 0: all, capped at 4 MB),
+ * each prefixed by its RFC 3339 timestamp when `timestamps`. *out is owned. */
+int agent_read_logs (agent_t *a, const char *group_id, const char *container, int tail, int timestamps, char **out,
+                     skiff_error_t *err);
+
+/* Stops the threads (containers keep running: skiffd is crash-only). */
+void agent_stop (agent_t *a);
+
+#endif

@@ -1,0 +1,71 @@
+/* agent_internal.h - shared between the agent's files; not part of its surface. */
+#ifndef SKIFF_AGENT_INTERNAL_H
+#define SKIFF_AGENT_INTERNAL_H
+
+#include <jansson.h>
+#include <pthread.h>
+
+#include "agent.h"
+#include "image/image.h"
+#include "runtime/runtime.h"
+#include "store/store.h"
+
+#define AGENT_MAX_WORKERS 16
+
+typedef struct watch
+{
+  struct watch *next;
+  char *group_id;
+  int fd;
+  struct monclient_sub_s *sub;
+} watch_t;
+
+struct agent
+{
+  agent_config_t cfg; /* strings owned */
+  char *runtime_root;
+  store_t *store;
+  image_store_t *images;
+  runtime_config_t rcfg;
+  runtime_host_t host;
+
+  pthread_mutex_t lock;
+  pthread_cond_t cond;
+  char **queue; /* pending group ids (unique) */
+  size_t queue_n, queue_cap;
+  char **busy; /* ids being reconciled */
+  size_t busy_n;
+  int stopping;
+  pthread_t workers[AGENT_MAX_WORKERS];
+  int n_workers;
+
+  /* monitor watcher */
+  int epfd;
+  int wake_fd; /* eventfd to stop the watcher */
+  pthread_t watcher;
+  pthread_mutex_t watch_lock;
+  watch_t *watches;
+};
+
+/* Returns the data folder. */
+const char *agent_data_dir (agent_t *a);
+
+/* Group folder path (owned). */
+char *agent_group_dir (agent_t *a, const char *group_id);
+
+/* Reconciles one group (worker thread). */
+void agent_reconcile (agent_t *a, const char *group_id);
+
+/* Starts following a live monitor (idempotent) and catches up from the store's monitor_seq. */
+int agent_watch_group (agent_t *a, const char *group_id, skiff_error_t *err);
+/* Stops following (if followed). */
+void agent_unwatch_group (agent_t *a, const char *group_id);
+/* Applies a monitor state object and new events to the store. */
+void agent_apply_monitor_state (agent_t *a, const char *group_id, json_t *state, json_t *events);
+/* Runs the watcher loop (thread body). */
+void *agent_watch_main (void *arg);
+
+/* Stops and removes everything a group has on the host. keep_logs keeps logs/. */
+void agent_teardown_group (agent_t *a, const char *group_id, int keep_logs);
+
+#endif

@@ -1,0 +1,279 @@
+/* skiffd - the skiff daemon: ARM API, store, and agent on one host.
+ *
+ * Crash-only: killing it never stops a container; the next start re-adopts every
+ * group from the store and the monitors' files. */
+#include <errno.h>
+#include <getopt.h>
+#include <libgen.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/sysinfo.h>
+#include <unistd.h>
+
+#include "agent/agent.h"
+#include "api/api.h"
+#include "common/cleanup.h"
+#include "common/log.h"
+#include "common/util.h"
+#include "store/store.h"
+
+#define MAX_LOCATIONS 16
+#define MAX_INSECURE 16
+
+static void
+usage (FILE *f)
+{
+  fprintf (f, "usage: skiffd [options]\n"
+              "  --data DIR              data folder (default /var/lib/skiff)\n"
+              "  --listen ADDR           API address (default 127.0.0.1)\n"
+              "  --port N                API port (default 8780; 0 picks a free one)\n"
+              "  --location NAME         a location served (repeatable; default local)\n"
+              "  --runtime PATH          OCI runtime (default /usr/bin/crun; runc works too)\n"
+              "  --monitor PATH          skiff-monitor binary (default: next to skiffd)\n"
+              "  --insecure-registry H   allow plain HTTP to registry H[:port] (repeatable)\n"
+              "  --backoff-initial-ms N  first restart back-off (default 10000)\n"
+              "  --backoff-max-ms N      longest restart back-off (default 300000)\n"
+              "  --stop-grace N          seconds between SIGTERM and SIGKILL on stop (default 10)\n"
+              "  --log-max-bytes N       per-container log size before rotation (default 4194304)\n"
+              "  --workers N             reconcile threads (default 4)\n"
+              "  --api-threads N         HTTP event-loop threads (default 2)\n"
+              "  --overcommit F          factor on host CPU and memory one group may ask for (default 1)\n");
+}
+
+static int
+first_start (const char *data, store_t *store, char **sub, char **tenant, char **token, skiff_error_t *err)
+{
+  if (store_meta_get (store, "subscription_id", sub, err) < 0 || store_meta_get (store, "tenant_id", tenant, err) < 0)
+    return -1;
+  if (*sub == NULL)
+    {
+      char id[40];
+      skiff_uuid (id);
+      if (store_meta_set (store, "subscription_id", id, err) < 0)
+        return -1;
+      *sub = skiff_strdup (id);
+    }
+  if (*tenant == NULL)
+    {
+      char id[40];
+      skiff_uuid (id);
+      if (store_meta_set (store, "tenant_id", id, err) < 0)
+        return -1;
+      *tenant = skiff_strdup (id);
+    }
+  cleanup_free char *path = skiff_strdup_printf ("%s/admin.token", data);
+  skiff_error_t e = NULL;
+  if (skiff_read_file (path, 4096, token, NULL, &e) < 0)
+    {
+      skiff_error_release (&e);
+      char hex[65];
+      skiff_random_hex (hex, 32);
+      cleanup_free char *line = skiff_strdup_printf ("%s\n", hex);
+      if (skiff_write_file_atomic (path, line, strlen (line), 0600, err) < 0)
+        return -1;
+      *token = skiff_strdup (hex);
+      log_info ("created the admin token in %s", path);
+    }
+  char *nl = strchr (*token, '\n');
+  if (nl)
+    *nl = '\0';
+  if (strlen (*token) < 32)
+    return skiff_error_set (err, 0, "the admin token in %s is too short", path);
+  return 0;
+}
+
+int
+main (int argc, char **argv)
+{
+  const char *data = "/var/lib/skiff", *listen_addr = "127.0.0.1", *runtime = "/usr/bin/crun";
+  const char *monitor = NULL;
+  int port = 8780, workers = 4, api_threads = 2, backoff_initial = 10000, backoff_max = 300000, grace = 10;
+  long long log_max = 4 * 1024 * 1024;
+  double overcommit = 1.0;
+  const char *locations[MAX_LOCATIONS + 1] = { 0 };
+  int n_locations = 0;
+  const char *insecure[MAX_INSECURE + 1] = { 0 };
+  int n_insecure = 0;
+  static const struct option opts[] = { { "data", required_argument, 0, 'd' },
+                                        { "listen", required_argument, 0, 'l' },
+                                        { "port", required_argument, 0, 'p' },
+                                        { "location", required_argument, 0, 'L' },
+                                        { "runtime", required_argument, 0, 'r' },
+                                        { "monitor", required_argument, 0, 'm' },
+                                        { "insecure-registry", required_argument, 0, 'i' },
+                                        { "backoff-initial-ms", required_argument, 0, 'b' },
+                                        { "backoff-max-ms", required_argument, 0, 'B' },
+                                        { "stop-grace", required_argument, 0, 'g' },
+                                        { "log-max-bytes", required_argument, 0, 'x' },
+                                        { "workers", required_argument, 0, 'w' },
+                                        { "api-threads", required_argument, 0, 't' },
+                                        { "overcommit", required_argument, 0, 'o' },
+                                        { "help", no_argument, 0, 'h' },
+                                        { 0, 0, 0, 0 } };
+  int c;
+  while ((c = getopt_long (argc, argv, "h", opts, NULL)) != -1)
+    {
+      switch (c)
+        {
+        case 'd':
+          data = optarg;
+          break;
+        case 'l':
+          listen_addr = optarg;
+          break;
+        case 'p':
+          port = atoi (optarg);
+          break;
+        case 'L':
+          if (n_locations < MAX_LOCATIONS)
+            locations[n_locations++] = skiff_ascii_lower (skiff_strdup (optarg));
+          break;
+        case 'r':
+          runtime = optarg;
+          break;
+        case 'm':
+          monitor = optarg;
+          break;
+        case 'i':
+          if (n_insecure < MAX_INSECURE)
+            insecure[n_insecure++] = optarg;
+          break;
+        case 'b':
+          backoff_initial = atoi (optarg);
+          break;
+        case 'B':
+          backoff_max = atoi (optarg);
+          break;
+        case 'g':
+          grace = atoi (optarg);
+          break;
+        case 'x':
+          log_max = atoll (optarg);
+          break;
+        case 'w':
+          workers = atoi (optarg);
+          break;
+        case 't':
+          api_threads = atoi (optarg);
+          break;
+        case 'o':
+          overcommit = atof (optarg);
+          break;
+        case 'h':
+          usage (stdout);
+          return 0;
+        default:
+          usage (stderr);
+          return 2;
+        }
+    }
+  if (n_locations == 0)
+    locations[n_locations++] = "local";
+  if (port < 0 || port > 65535 || backoff_initial < 0 || backoff_max < backoff_initial || grace < 0 || log_max < 4096
+      || overcommit <= 0)
+    {
+      fprintf (stderr, "skiffd: invalid option value\n");
+      return 2;
+    }
+  char exe[PATH_MAX];
+  ssize_t el = readlink ("/proc/self/exe", exe, sizeof (exe) - 1);
+  cleanup_free char *monitor_default = NULL;
+  if (monitor == NULL && el > 0)
+    {
+      exe[el] = '\0';
+      monitor = monitor_default = skiff_strdup_printf ("%s/skiff-monitor", dirname (exe));
+    }
+  if (monitor == NULL || access (monitor, X_OK) < 0)
+    {
+      fprintf (stderr, "skiffd: skiff-monitor not found (give --monitor)\n");
+      return 1;
+    }
+  umask (022);
+  cleanup_error skiff_error_t err = NULL;
+  if (skiff_mkdir_p (data, 0700, &err) < 0)
+    {
+      log_error ("%s", err->msg);
+      return 1;
+    }
+  chmod (data, 0711);
+  char realdata[PATH_MAX];
+  if (realpath (data, realdata) == NULL)
+    {
+      log_error ("data folder %s: %s", data, strerror (errno));
+      return 1;
+    }
+  cleanup_free char *dbpath = skiff_strdup_printf ("%s/skiff.db", realdata);
+  store_t *store = NULL;
+  if (store_open_sqlite (dbpath, &store, &err) < 0)
+    {
+      log_error ("%s", err->msg);
+      return 1;
+    }
+  cleanup_free char *sub = NULL, *tenant = NULL, *token = NULL;
+  if (first_start (realdata, store, &sub, &tenant, &token, &err) < 0)
+    {
+      log_error ("%s", err->msg);
+      return 1;
+    }
+
+  /* Block the signals we handle before any thread starts, so they all inherit the mask. */
+  sigset_t set;
+  sigemptyset (&set);
+  sigaddset (&set, SIGTERM);
+  sigaddset (&set, SIGINT);
+  sigaddset (&set, SIGHUP);
+  pthread_sigmask (SIG_BLOCK, &set, NULL);
+  signal (SIGPIPE, SIG_IGN);
+
+  agent_config_t acfg = { .data_dir = realdata,
+                          .monitor_path = monitor,
+                          .runtime_path = runtime,
+                          .id_shift = 100000,
+                          .id_range = 65536,
+                          .workers = workers,
+                          .backoff_initial_ms = backoff_initial,
+                          .backoff_max_ms = backoff_max,
+                          .stop_grace_seconds = grace,
+                          .log_max_bytes = log_max,
+                          .insecure_registries = insecure };
+  agent_t *agent = NULL;
+  if (agent_start (&acfg, store, &agent, &err) < 0)
+    {
+      log_error ("agent: %s", err->msg);
+      return 1;
+    }
+  struct sysinfo si;
+  sysinfo (&si);
+  api_ctx_t ctx = { .store = store,
+                    .agent = agent,
+                    .data_dir = realdata,
+                    .subscription_id = sub,
+                    .tenant_id = tenant,
+                    .admin_token = token,
+                    .limits = { .host_cpus = (double) sysconf (_SC_NPROCESSORS_ONLN) * overcommit,
+                                .host_memory_gb = (double) si.totalram * si.mem_unit / (1024.0 * 1024 * 1024) * overcommit,
+                                .locations = locations },
+                    .page_size = 100 };
+  api_server_t *server = NULL;
+  if (api_server_start (&ctx, listen_addr, port, api_threads, &server, &err) < 0)
+    {
+      log_error ("api: %s", err->msg);
+      return 1;
+    }
+  cleanup_free char *endpoint = skiff_strdup_printf ("http://%s:%d\n", listen_addr, api_server_port (server));
+  cleanup_free char *epath = skiff_strdup_printf ("%s/endpoint", realdata);
+  if (skiff_write_file_atomic (epath, endpoint, strlen (endpoint), 0644, &err) < 0)
+    log_warn ("%s", err->msg);
+  log_info ("skiffd serving %s:%d (data %s, subscription %s)", listen_addr, api_server_port (server), realdata, sub);
+
+  int sig = 0;
+  sigwait (&set, &sig);
+  log_info ("skiffd: signal %d, exiting (containers keep running)", sig);
+  api_server_stop (server);
+  agent_stop (agent);
+  store_close (store);
+  return 0;
+}

@@ -1,0 +1,102 @@
+/* store.h - the persistent state of skiffd: resource groups, container groups
+ * (desired spec + observed state), events and async operations.
+ *
+ * This header is the whole interface; a backend (SQLite today, PostgreSQL for
+ * scale-out) fills a store_ops table. Nothing outside src/store writes SQL.
+ * Every write is durable when the call returns (callers acknowledge clients only
+ * afterwards). All functions are safe to call from several threads.
+ */
+#ifndef SKIFF_STORE_STORE_H
+#define SKIFF_STORE_STORE_H
+
+#include <jansson.h>
+#include <stdint.h>
+
+#include "common/error.h"
+
+typedef struct
+{
+  char *id; /* internal id, also the folder name under groups/ */
+  char *sub, *rg, *name, *location;
+  json_t *spec; /* canonical spec (holds secrets) */
+  json_t *tags;
+  char *provisioning_state; /* Pending, Creating, Succeeded, Failed, Deleting */
+  char *desired;            /* Running, Stopped, Deleted */
+  char *state;              /* group instanceView.state or NULL */
+  json_t *containers_view;  /* name -> {restartCount,currentState,previousState}, may be NULL */
+  int64_t generation;       /* bumped by every PUT, start and restart */
+  int64_t monitor_seq;      /* last monitor event applied */
+  int64_t created_ns, updated_ns;
+} store_group_t;
+
+typedef struct
+{
+  char *sub, *name, *location;
+  json_t *tags;
+} store_rg_t;
+
+typedef struct store store_t;
+
+/* Opens (creating and migrating as needed) the SQLite store at `path` (WAL mode, 0600). */
+int store_open_sqlite (const char *path, store_t **out, skiff_error_t *err);
+void store_close (store_t *s);
+
+/* Key/value settings (subscription id, tenant, schema facts). *value NULL when absent. */
+int store_meta_get (store_t *s, const char *key, char **value, skiff_error_t *err);
+int store_meta_set (store_t *s, const char *key, const char *value, skiff_error_t *err);
+
+/* Resource groups: names compare case-insensitively; the first spelling is kept. */
+int store_rg_put (store_t *s, const char *sub, const char *name, const char *location, json_t *tags, int *created,
+                  store_rg_t *out, skiff_error_t *err);
+/* Returns 0 and fills *out, or 0 with out->name NULL when absent. */
+int store_rg_get (store_t *s, const char *sub, const char *name, store_rg_t *out, skiff_error_t *err);
+/* Returns a JSON array of {name,location,tags}. */
+int store_rg_list (store_t *s, const char *sub, json_t **out, skiff_error_t *err);
+int store_rg_delete (store_t *s, const char *sub, const char *name, skiff_error_t *err);
+/* Number of container groups in the resource group. */
+int store_rg_count_groups (store_t *s, const char *sub, const char *rg, int64_t *n, skiff_error_t *err);
+void store_rg_clear (store_rg_t *r);
+
+/* Creates or replaces a group's desired spec, sets provisioning_state and desired,
+ * bumps generation, and records an async operation `op_id` (InProgress), all in one
+ * transaction. For a new group g->id must be set by the caller; for an existing
+ * group the stored id is kept and written back into g->id. *created tells which. */
+int store_group_put (store_t *s, store_group_t *g, const char *op_id, int *created, skiff_error_t *err);
+/* Looks a group up by (sub, rg, name) case-insensitively. Returns 0 with out->id NULL when absent. */
+int store_group_get (store_t *s, const char *sub, const char *rg, const char *name, store_group_t *out,
+                     skiff_error_t *err);
+int store_group_get_by_id (store_t *s, const char *id, store_group_t *out, skiff_error_t *err);
+/* Lists groups ordered by (rg, name) after the key `after` ("rg/name", lowercased, or NULL),
+ * at most `limit`. rg NULL = whole subscription; sub NULL = everything (for re-adoption). */
+int store_group_list (store_t *s, const char *sub, const char *rg, const char *after, int limit, store_group_t **out,
+                      int *n, skiff_error_t *err);
+/* Records observed state. Any argument that is NULL (or seq < 0) is left unchanged. */
+int store_group_set_status (store_t *s, const char *id, const char *provisioning_state, const char *state,
+                            json_t *containers_view, int64_t monitor_seq, skiff_error_t *err);
+/* Changes the desired state; bump_generation also increments generation. op_id may be NULL. */
+int store_group_set_desired (store_t *s, const char *id, const char *desired, int bump_generation, const char *op_id,
+                             skiff_error_t *err);
+int store_group_set_tags (store_t *s, const char *id, json_t *tags, skiff_error_t *err);
+/* Deletes the group row, its events and operations. */
+int store_group_delete (store_t *s, const char *id, skiff_error_t *err);
+void store_group_clear (store_group_t *g);
+void store_group_free_array (store_group_t *a, int n);
+
+/* Appends an event, or folds it into the last event with the same (group, container,
+ * name, message): count+1 and lastTimestamp. With replace_message, an event with the same
+ * (group, container, name) is updated in place (its message replaced): used for progress. */
+int store_event_add (store_t *s, const char *group_id, const char *container, const char *name, const char *type,
+                     const char *message, int64_t ts_ns, int replace_message, skiff_error_t *err);
+/* JSON array of {container|null,name,type,message,count,firstTimestamp,lastTimestamp} in order. */
+int store_event_list (store_t *s, const char *group_id, json_t **out, skiff_error_t *err);
+
+/* Async operations: status InProgress, Succeeded or Failed, error an ARM error body or NULL. */
+int store_op_set (store_t *s, const char *op_id, const char *group_id, const char *status, json_t *error,
+                  skiff_error_t *err);
+/* Marks every InProgress operation of the group as status. */
+int store_op_finish_group (store_t *s, const char *group_id, const char *status, json_t *error, skiff_error_t *err);
+/* Returns 0 with *status NULL when unknown. */
+int store_op_get (store_t *s, const char *op_id, char **status, json_t **error, char **group_id, int64_t *start_ns,
+                  skiff_error_t *err);
+
+#endif
