@@ -177,8 +177,9 @@ agent_start (const agent_config_t *cfg, store_t *store, agent_t **out, skiff_err
   a->rcfg.id_range = cfg->id_range;
 
   cleanup_free char *groups = skiff_strdup_printf ("%s/groups", a->cfg.data_dir);
-  if (skiff_mkdir_p (groups, 0700, err) < 0 || skiff_mkdir_p (a->runtime_root, 0700, err) < 0)
+  if (skiff_mkdir_p (groups, 0711, err) < 0 || skiff_mkdir_p (a->runtime_root, 0700, err) < 0)
     return -1;
+  chmod (groups, 0711); /* container roots (shifted ids) must traverse to their rootfs */
   cleanup_free char *report = NULL;
   if (runtime_prepare_host (&a->rcfg, &a->host, &report, err) < 0)
     return skiff_error_wrap (err, "prepare host");

@@ -423,7 +423,7 @@ create_group (agent_t *a, store_group_t *g, skiff_error_t *err)
       json_t *cprops = json_object_get (c, "properties");
       cleanup_free char *cdir = skiff_strdup_printf ("%s/%s", cdirs, name);
       cleanup_free char *rootfs = skiff_strdup_printf ("%s/rootfs", cdir);
-      if (skiff_mkdir_p (cdir, 0700, err) < 0
+      if (skiff_mkdir_p (cdir, 0711, err) < 0
           || runtime_mount_rootfs (&a->rcfg, (const char *const *) images[i]->layer_dirs, cdir, err) < 0)
         goto out;
       cleanup_strv char **args = resolve_args (cprops, images[i]);
@@ -488,8 +488,15 @@ create_group (agent_t *a, store_group_t *g, skiff_error_t *err)
   }
   if (monclient_spawn (a->cfg.monitor_path, gdir, err) < 0)
     goto out;
-  if (agent_watch_group (a, g->id, err) < 0)
-    goto out;
+  skiff_error_t werr = NULL;
+  if (agent_watch_group (a, g->id, &werr) < 0)
+    {
+      /* A group whose containers end at once may see its monitor exit before we
+         subscribe: the next pass folds in the final state from its files. */
+      log_debug ("group %s: watch after start: %s", g->id, werr->msg);
+      skiff_error_release (&werr);
+      agent_notify (a, g->id);
+    }
   rc = 0;
 out:
   for (size_t i = 0; i < n; i++)
