@@ -18,7 +18,7 @@ CFLAGS ?= -O2 -g
 CFLAGS += -std=gnu17 -Wall -Wextra -Werror -D_GNU_SOURCE -Isrc $(PKG_CFLAGS) $(SANFLAGS) -MMD -MP
 # h2o's headers trigger warnings we cannot fix; they are system headers via -isystem.
 CFLAGS := $(subst -I/usr/include/h2o,-isystem /usr/include/h2o,$(CFLAGS))
-LDFLAGS += $(SANFLAGS)
+LDFLAGS += $(SANFLAGS) -Wl,--as-needed
 LDLIBS += $(PKG_LIBS) -lwslay -lpthread -lm
 
 LIB_DIRS = common model store api agent image runtime monclient
@@ -48,8 +48,9 @@ $(BUILD)/libskiff.a: $(LIB_OBJS)
 $(BUILD)/skiffd: $(SKIFFD_OBJS) $(BUILD)/libskiff.a
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
+# The monitor runs once per group: it links only what it uses (libc, jansson) to stay small.
 $(BUILD)/skiff-monitor: $(MONITOR_OBJS) $(COMMON_OBJS)
-	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+	$(CC) $(LDFLAGS) -o $@ $^ -ljansson
 
 $(BUILD)/skiff: $(CLI_OBJS) $(COMMON_OBJS)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)

@@ -1,0 +1,230 @@
+/* main.c - `skiff`: command dispatch, help text and global flags. The verbs live in container.c and
+ * group.c; this file only finds the verb, parses its flags and turns errors into exit statuses. */
+#include "cli/cli.h"
+
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "common/cleanup.h"
+#include "common/util.h"
+
+struct command
+{
+  const char *group; /* "container", "group" */
+  const char *verb;
+  const char *summary;
+  const struct cli_opt *opts;
+  cli_verb_fn run;
+};
+
+static int cmd_version (struct cli_ctx *ctx, struct cli_args *args, skiff_error_t *err);
+
+static const struct cli_opt no_opts[] = { CLI_OPT_END };
+
+static const struct command commands[] = {
+  { "container", "create", "Create a container group (from flags or --file group.yaml) and wait until it runs.",
+    cli_container_create_opts, cli_container_create },
+  { "container", "show", "Show the details of a container group.", cli_container_show_opts, cli_container_show },
+  { "container", "list", "List container groups in a resource group or the subscription.", cli_container_list_opts,
+    cli_container_list },
+  { "container", "delete", "Delete a container group.", cli_container_delete_opts, cli_container_delete },
+  { "container", "logs", "Print the logs of a container in a container group.", cli_container_logs_opts,
+    cli_container_logs },
+  { "container", "start", "Start all containers in a container group.", cli_container_action_opts,
+    cli_container_start },
+  { "container", "stop", "Stop all containers in a container group.", cli_container_action_opts, cli_container_stop },
+  { "container", "restart", "Restart all containers in a container group.", cli_container_action_opts,
+    cli_container_restart },
+  { "container", "export", "Export a container group as ACI YAML (or JSON with -o json).", cli_container_export_opts,
+    cli_container_export },
+  { "group", "create", "Create a resource group.", cli_group_create_opts, cli_group_create },
+  { "group", "show", "Show a resource group.", cli_group_show_opts, cli_group_show },
+  { "group", "list", "List resource groups.", cli_group_list_opts, cli_group_list },
+  { "group", "delete", "Delete a resource group.", cli_group_delete_opts, cli_group_delete },
+  { NULL, "version", "Show the version of skiff.", no_opts, cmd_version },
+};
+#define N_COMMANDS (sizeof commands / sizeof commands[0])
+
+static int
+cmd_version (struct cli_ctx *ctx, struct cli_args *args, skiff_error_t *err)
+{
+  (void)args;
+  json_t *v = json_pack ("{s:s}", "skiff", SKIFF_VERSION);
+  int rc = cli_print (stdout, v, ctx->output, NULL, 0, err);
+  json_decref (v);
+  return rc;
+}
+
+bool
+cli_confirm (bool yes)
+{
+  if (yes || !isatty (STDIN_FILENO))
+    return true;
+  fputs ("Are you sure you want to perform this operation? (y/n): ", stderr);
+  fflush (stderr);
+  char line[64];
+  if (fgets (line, sizeof line, stdin) == NULL)
+    return false;
+  return line[0] == 'y' || line[0] == 'Y';
+}
+
+static void
+print_opts (FILE *f, const struct cli_opt *opts)
+{
+  for (size_t i = 0; opts[i].longs; i++)
+    {
+      const struct cli_opt *o = &opts[i];
+      char names[160] = "";
+      size_t len = 0;
+      const char *p = o->longs;
+      while (*p && len < sizeof names - 8)
+        {
+          len += (size_t)snprintf (names + len, sizeof names - len, "%s--", len ? " " : "");
+          while (*p && *p != '|' && len < sizeof names - 2)
+            names[len++] = *p++;
+          names[len] = '\0';
+          if (*p == '|')
+            p++;
+        }
+      for (const char *s = o->shorts; s && *s && len < sizeof names - 4; s++)
+        len += (size_t)snprintf (names + len, sizeof names - len, " -%c", *s);
+      if (o->metavar && len < sizeof names - 2)
+        snprintf (names + len, sizeof names - len, " %s%s", o->metavar, o->kind == CLI_OPT_LIST ? " ..." : "");
+      fprintf (f, "    %-40s %s\n", names, o->help ? o->help : "");
+    }
+}
+
+static void
+print_command_help (FILE *f, const struct command *c)
+{
+  fprintf (f, "Command\n    skiff %s%s%s : %s\n\n", c->group ? c->group : "", c->group ? " " : "", c->verb, c->summary);
+  if (c->opts[0].longs)
+    {
+      fputs ("Arguments\n", f);
+      print_opts (f, c->opts);
+      fputc ('\n', f);
+    }
+  fputs ("Global Arguments\n", f);
+  print_opts (f, cli_global_opts);
+}
+
+static void
+print_group_help (FILE *f, const char *group)
+{
+  fprintf (f, "Group\n    skiff %s\n\nCommands:\n", group);
+  for (size_t i = 0; i < N_COMMANDS; i++)
+    if (commands[i].group && strcmp (commands[i].group, group) == 0)
+      fprintf (f, "    %-10s : %s\n", commands[i].verb, commands[i].summary);
+  fprintf (f, "\nRun 'skiff %s <command> --help' for the arguments of a command.\n", group);
+}
+
+static void
+print_main_help (FILE *f)
+{
+  fputs ("skiff - a self-hosted Azure Container Instances look-alike.\n\n"
+         "Usage: skiff <group> <command> [arguments]\n\n"
+         "Groups:\n"
+         "    container  : Manage container groups (create, show, list, delete, logs, start, stop, restart,\n"
+         "                 export).\n"
+         "    group      : Manage resource groups (create, show, list, delete).\n\n"
+         "Commands:\n"
+         "    version    : Show the version of skiff.\n\n"
+         "Environment:\n"
+         "    SKIFF_ENDPOINT      base URL of skiffd (default: the first line of $SKIFF_DATA/endpoint)\n"
+         "    SKIFF_TOKEN         bearer token (default: the first line of $SKIFF_DATA/admin.token)\n"
+         "    SKIFF_DATA          data folder (default /var/lib/skiff)\n"
+         "    SKIFF_SUBSCRIPTION  subscription id (default: the first one the server lists)\n"
+         "    SKIFF_CA_BUNDLE     CA certificates for an https endpoint\n\n"
+         "Exit status: 0 success, 1 error, 2 bad usage, 3 resource not found.\n",
+         f);
+}
+
+static bool
+is_help (const char *s)
+{
+  return strcmp (s, "-h") == 0 || strcmp (s, "--help") == 0 || strcmp (s, "help") == 0;
+}
+
+static int
+run_command (const struct command *c, int argc, char **argv)
+{
+  cleanup_error skiff_error_t err = NULL;
+  struct cli_args args;
+  if (cli_args_parse (c->opts, argc, argv, &args, &err) < 0)
+    {
+      int rc = cli_report_error (err);
+      fprintf (stderr, "Try 'skiff %s%s%s --help' for more information.\n", c->group ? c->group : "",
+               c->group ? " " : "", c->verb);
+      return rc;
+    }
+  if (cli_has (&args, "help"))
+    {
+      print_command_help (stdout, c);
+      cli_args_free (&args);
+      return CLI_EXIT_OK;
+    }
+  struct cli_ctx ctx = { .output = CLI_OUT_JSON };
+  const char *o = cli_arg (&args, "output");
+  if (o)
+    {
+      ctx.output_given = true;
+      if (cli_output_parse (o, &ctx.output, &err) < 0)
+        {
+          cli_args_free (&args);
+          return cli_report_error (err);
+        }
+    }
+  cli_http_configure (cli_has (&args, "debug"), cli_arg (&args, "subscription"));
+  int rc = c->run (&ctx, &args, &err);
+  cli_args_free (&args);
+  fflush (stdout);
+  if (rc < 0)
+    return cli_report_error (err);
+  return CLI_EXIT_OK;
+}
+
+int
+main (int argc, char **argv)
+{
+  /* A closed pipe (skiff ... | head) should end us quietly, as with any filter. */
+  signal (SIGPIPE, SIG_DFL);
+
+  if (argc < 2 || is_help (argv[1]))
+    {
+      print_main_help (stdout);
+      return CLI_EXIT_OK;
+    }
+  if (strcmp (argv[1], "--version") == 0)
+    {
+      printf ("skiff %s\n", SKIFF_VERSION);
+      return CLI_EXIT_OK;
+    }
+  for (size_t i = 0; i < N_COMMANDS; i++)
+    if (commands[i].group == NULL && strcmp (commands[i].verb, argv[1]) == 0)
+      return run_command (&commands[i], argc - 2, argv + 2);
+
+  bool known_group = false;
+  for (size_t i = 0; i < N_COMMANDS; i++)
+    if (commands[i].group && strcmp (commands[i].group, argv[1]) == 0)
+      known_group = true;
+  if (!known_group)
+    {
+      fprintf (stderr, "ERROR: '%s' is misspelled or not recognized by the system.\n", argv[1]);
+      fputs ("Run 'skiff --help' to see the available commands.\n", stderr);
+      return CLI_EXIT_USAGE;
+    }
+  if (argc < 3 || is_help (argv[2]))
+    {
+      print_group_help (stdout, argv[1]);
+      return CLI_EXIT_OK;
+    }
+  for (size_t i = 0; i < N_COMMANDS; i++)
+    if (commands[i].group && strcmp (commands[i].group, argv[1]) == 0 && strcmp (commands[i].verb, argv[2]) == 0)
+      return run_command (&commands[i], argc - 3, argv + 3);
+
+  fprintf (stderr, "ERROR: '%s' is misspelled or not recognized by the system.\n", argv[2]);
+  fprintf (stderr, "Run 'skiff %s --help' to see the available commands.\n", argv[1]);
+  return CLI_EXIT_USAGE;
+}
