@@ -908,9 +908,9 @@ image_unpack_layer_fd (int fd, image_compression_t compression, const char *dest
   return image_unpack_stream (fd_source_read, &f, compression, dest_dir, cfg, implicit_dirs, err);
 }
 
-/* Looks `path` up in layer dir `root` without following symlinks: 1 when it is a directory
- * all the way, 0 when some component is missing, -1 with *bad set when a component is a
- * symlink or not a directory, or a whiteout hides it (then 0 and *stop set). */
+/* Looks `path` up in layer dir `root` without following symlinks: 1 when every component is a
+ * directory, 0 when one is missing (or whited out: then *stop is set, lower layers are hidden),
+ * -1 when one is a symlink or not a directory. */
 static int
 lookup_in_layer (const char *root, const char *path, bool *stop)
 {
@@ -954,11 +954,6 @@ lookup_in_layer (const char *root, const char *path, bool *stop)
       if (slash == NULL)
         break;
       p = slash + 1;
-      char opq[2];
-      if (fgetxattr (cur, "trusted.overlay.opaque", opq, sizeof opq) == 1 && opq[0] == 'y')
-        {
-          /* an opaque dir hides what lower layers have below it; keep checking this layer */
-        }
     }
   close (cur);
   return ret;
