@@ -60,8 +60,9 @@ void agent_reconcile (agent_t *a, const char *group_id);
 int agent_watch_group (agent_t *a, const char *group_id, skiff_error_t *err);
 /* Stops following (if followed). */
 void agent_unwatch_group (agent_t *a, const char *group_id);
-/* Applies a monitor state object and new events to the store. */
-void agent_apply_monitor_state (agent_t *a, const char *group_id, json_t *state, json_t *events);
+/* Applies a monitor state object and new events to the store. old_run: the state is the
+ * last word of a run being stopped, so it must not complete the group's current operation. */
+void agent_apply_monitor_state (agent_t *a, const char *group_id, json_t *state, json_t *events, int old_run);
 /* Runs the watcher loop (thread body). */
 void *agent_watch_main (void *arg);
 

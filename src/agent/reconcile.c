@@ -532,7 +532,7 @@ finish_stopped (agent_t *a, store_group_t *g)
   }
   store_group_set_status (a->store, g->id, "Succeeded", "Stopped", view, 0, NULL);
   json_decref (view);
-  store_op_finish_group (a->store, g->id, "Succeeded", NULL, NULL);
+  /* stop has no async operation; a start that raced in keeps its own until it runs */
 }
 
 void
@@ -563,11 +563,9 @@ agent_reconcile (agent_t *a, const char *group_id)
     }
   if (strcmp (g.desired, "Stopped") == 0)
     {
-      if (g.state && strcmp (g.state, "Stopped") == 0 && !monclient_monitor_alive (gdir))
-        {
-          store_op_finish_group (a->store, g.id, "Succeeded", NULL, NULL);
-          goto done;
-        }
+      cleanup_free char *gen_s = read_small (gdir, "generation");
+      if (g.state && strcmp (g.state, "Stopped") == 0 && !monclient_monitor_alive (gdir) && gen_s == NULL)
+        goto done; /* already stopped and cleaned */
       agent_unwatch_group (a, g.id);
       if (monclient_monitor_alive (gdir))
         {
@@ -586,7 +584,7 @@ agent_reconcile (agent_t *a, const char *group_id)
       json_t *state = NULL, *events = NULL;
       if (monclient_read_state (gdir, g.monitor_seq, &state, &events, NULL) == 0)
         {
-          agent_apply_monitor_state (a, g.id, state, events);
+          agent_apply_monitor_state (a, g.id, state, events, 1);
           json_decref (state);
           json_decref (events);
           store_group_clear (&g);
@@ -608,8 +606,14 @@ agent_reconcile (agent_t *a, const char *group_id)
     int alive = monclient_monitor_alive (gdir);
     if (alive && running_gen == g.generation)
       {
-        if (agent_watch_group (a, g.id, &err) < 0)
-          log_warn ("group %s: watch: %s", g.id, err->msg);
+        if (agent_watch_group (a, g.id, &err) == 0)
+          goto done;
+        /* The monitor is on its way out (it closes its socket before it exits):
+           look again shortly, when its final state is on disk. */
+        log_debug ("group %s: watch: %s", g.id, err->msg);
+        skiff_error_release (&err);
+        usleep (50000);
+        agent_notify (a, g.id);
         goto done;
       }
     if (alive && hash_s && strcmp (hash_s, hash) == 0)
@@ -642,7 +646,7 @@ agent_reconcile (agent_t *a, const char *group_id)
           {
             const char *phase = json_string_value (json_object_get (state, "phase"));
             int exited = phase && strcmp (phase, "Exited") == 0;
-            agent_apply_monitor_state (a, g.id, state, events);
+            agent_apply_monitor_state (a, g.id, state, events, 0);
             json_decref (state);
             json_decref (events);
             if (exited)

@@ -41,7 +41,7 @@ status_of (json_t *c, model_restart_policy_t pol, int exited)
 }
 
 void
-agent_apply_monitor_state (agent_t *a, const char *group_id, json_t *state, json_t *events)
+agent_apply_monitor_state (agent_t *a, const char *group_id, json_t *state, json_t *events, int old_run)
 {
   store_group_t g = { 0 };
   if (store_group_get_by_id (a->store, group_id, &g, NULL) < 0 || g.id == NULL)
@@ -107,7 +107,7 @@ agent_apply_monitor_state (agent_t *a, const char *group_id, json_t *state, json
   const char *gstate = model_group_state (pol, stopped, 0, st, k);
   free (st);
   const char *prov = NULL;
-  if ((!strcmp (g.provisioning_state, "Pending") || !strcmp (g.provisioning_state, "Creating"))
+  if (!old_run && (!strcmp (g.provisioning_state, "Pending") || !strcmp (g.provisioning_state, "Creating"))
       && (all_started || exited))
     {
       prov = "Succeeded";
@@ -170,7 +170,7 @@ agent_watch_group (agent_t *a, const char *group_id, skiff_error_t *err)
       json_t *reply = NULL;
       skiff_error_t e = NULL;
       if (monclient_request (gdir, req, 5000, &reply, &e) == 0 && reply)
-        agent_apply_monitor_state (a, group_id, json_object_get (reply, "state"), json_object_get (reply, "events"));
+        agent_apply_monitor_state (a, group_id, json_object_get (reply, "state"), json_object_get (reply, "events"), 0);
       skiff_error_release (&e);
       json_decref (req);
       if (reply)
@@ -224,7 +224,7 @@ pump (agent_t *a, watch_t *w)
       if (r == MONCLIENT_EOF)
         return 1;
       if (json_object_get (u, "state"))
-        agent_apply_monitor_state (a, w->group_id, json_object_get (u, "state"), json_object_get (u, "events"));
+        agent_apply_monitor_state (a, w->group_id, json_object_get (u, "state"), json_object_get (u, "events"), 0);
       json_decref (u);
     }
 }

@@ -528,9 +528,14 @@ handle_group (call_t *c, const char *rg, const char *name, int action_idx)
             rc = 0; /* ACI: stop does nothing once the group has ended */
           else
             rc = store_group_set_desired (c->ctx->store, g.id, "Stopped", 0, NULL, &err);
-          if (rc == 0)
-            store_event_add (c->ctx->store, g.id, NULL, "Stopping", "Normal", "Stopping container group",
-                             skiff_now_ns (), 0, NULL);
+          if (rc == 0 && strcmp (g.desired, "Stopped") != 0)
+            {
+              /* ACI answers stop synchronously: the group reads Stopped from now on while the
+                 agent terminates its containers (SIGTERM, then SIGKILL after the grace period). */
+              store_group_set_status (c->ctx->store, g.id, NULL, "Stopped", NULL, -1, NULL);
+              store_event_add (c->ctx->store, g.id, NULL, "Stopping", "Normal", "Stopping container group",
+                               skiff_now_ns (), 0, NULL);
+            }
         }
       else if (!strcasecmp (action, "start"))
         {
