@@ -196,8 +196,12 @@ def test_stop_start_restart(skiffd):
     # stop: every container terminated, group Stopped, no monitor left
     st, _, _ = skiffd.request("POST", p + "/stop?api-version=" + API)
     assert st == 204
-    g = skiffd.wait_state("ssr", "svc", "Stopped", 30)
-    assert containers(g)["c1"]["currentState"]["state"] == "Terminated"
+    g = skiffd.get_group("ssr", "svc")[1]
+    assert state(g) == "Stopped"  # at once, as ACI answers stop
+    # the containers are terminated within the grace period
+    g = skiffd.wait_group("ssr", "svc", lambda g: containers(g)["c1"]["currentState"]["state"] == "Terminated", 30,
+                          "containers terminated")
+    assert state(g) == "Stopped"
     time.sleep(0.3)
     from conftest import host_leftovers
     assert host_leftovers(skiffd.data)[2] == []
