@@ -22,6 +22,7 @@ step "format check" bash -c 'clang-format --dry-run --Werror $(git ls-files "src
 bash "$SKIFF_FIXTURES/registry.sh" status >/dev/null 2>&1 || bash "$SKIFF_FIXTURES/registry.sh" start >/dev/null
 export SKIFF_TEST_REGISTRY=127.0.0.1:5000
 export ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
+export LSAN_OPTIONS=suppressions=$root/tests/lsan.supp
 step "unit tests (gcc)" tests/unit/run.sh build/tests
 step "unit tests (asan+ubsan)" tests/unit/run.sh build-san/tests
 step "end-to-end (gcc)" env SKIFF_BUILD=$root/build /usr/bin/python3 -m pytest -q -p no:cacheprovider tests/e2e

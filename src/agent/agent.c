@@ -238,4 +238,28 @@ agent_stop (agent_t *a)
   if (write (a->wake_fd, &one, sizeof (one)) < 0)
     log_warn ("wake watcher: %s", strerror (errno));
   pthread_join (a->watcher, NULL);
+  /* Monitors keep running; only skiffd's own view of them goes away. */
+  while (a->watches)
+    {
+      watch_t *w = a->watches;
+      a->watches = w->next;
+      monclient_sub_free (w->sub);
+      free (w->group_id);
+      free (w);
+    }
+  for (size_t i = 0; i < a->queue_n; i++)
+    free (a->queue[i]);
+  free (a->queue);
+  free (a->busy);
+  close (a->epfd);
+  close (a->wake_fd);
+  image_store_close (a->images);
+  free ((char *)a->cfg.data_dir);
+  free ((char *)a->cfg.monitor_path);
+  free ((char *)a->cfg.runtime_path);
+  free (a->runtime_root);
+  pthread_mutex_destroy (&a->lock);
+  pthread_cond_destroy (&a->cond);
+  pthread_mutex_destroy (&a->watch_lock);
+  free (a);
 }

@@ -16,13 +16,13 @@ struct store;
 typedef struct
 {
   const char *data_dir;
-  const char *monitor_path;  /* skiff-monitor binary */
-  const char *runtime_path;  /* crun (default) or runc */
+  const char *monitor_path; /* skiff-monitor binary */
+  const char *runtime_path; /* crun (default) or runc */
   uint32_t id_shift, id_range;
-  int workers;               /* reconcile threads (default 4) */
+  int workers;                            /* reconcile threads (default 4) */
   int backoff_initial_ms, backoff_max_ms; /* restart back-off */
-  int stop_grace_seconds;    /* SIGTERM -> SIGKILL on stop */
-  int64_t log_max_bytes;     /* per container log file */
+  int stop_grace_seconds;                 /* SIGTERM -> SIGKILL on stop */
+  int64_t log_max_bytes;                  /* per container log file */
   const char *const *insecure_registries;
 } agent_config_t;
 

@@ -38,14 +38,14 @@ parse_cri (const char *buf, lines_t *out, int timestamps, char **pending, char *
   while (*p)
     {
       const char *eol = strchr (p, '\n');
-      size_t len = eol ? (size_t) (eol - p) : strlen (p);
+      size_t len = eol ? (size_t)(eol - p) : strlen (p);
       const char *sp1 = memchr (p, ' ', len);
-      const char *sp2 = sp1 ? memchr (sp1 + 1, ' ', len - (size_t) (sp1 + 1 - p)) : NULL;
-      const char *sp3 = sp2 ? memchr (sp2 + 1, ' ', len - (size_t) (sp2 + 1 - p)) : NULL;
+      const char *sp2 = sp1 ? memchr (sp1 + 1, ' ', len - (size_t)(sp1 + 1 - p)) : NULL;
+      const char *sp3 = sp2 ? memchr (sp2 + 1, ' ', len - (size_t)(sp2 + 1 - p)) : NULL;
       if (sp1 && sp2 && sp3)
         {
           int partial = sp2[1] == 'P';
-          size_t tlen = len - (size_t) (sp3 + 1 - p);
+          size_t tlen = len - (size_t)(sp3 + 1 - p);
           char *piece = strndup (sp3 + 1, tlen);
           if (*pending)
             {
@@ -58,7 +58,7 @@ parse_cri (const char *buf, lines_t *out, int timestamps, char **pending, char *
             {
               *pending = piece;
               free (*pending_ts);
-              *pending_ts = strndup (p, (size_t) (sp1 - p));
+              *pending_ts = strndup (p, (size_t)(sp1 - p));
             }
           if (!partial)
             {
@@ -103,8 +103,8 @@ agent_read_logs (agent_t *a, const char *group_id, const char *container, int ta
     }
   free (pending_ts);
   size_t start = 0;
-  if (tail >= 0 && (size_t) tail < lines.n)
-    start = lines.n - (size_t) tail;
+  if (tail >= 0 && (size_t)tail < lines.n)
+    start = lines.n - (size_t)tail;
   /* cap the output at 4 MB, keeping the newest lines */
   size_t total = 0, first = lines.n;
   while (first > start && total + strlen (lines.lines[first - 1]) + 1 <= LOG_OUT_CAP)
@@ -128,6 +128,6 @@ agent_read_logs (agent_t *a, const char *group_id, const char *container, int ta
     free (lines.lines[i]);
   free (lines.lines);
   *out = res;
-  (void) err;
+  (void)err;
   return 0;
 }

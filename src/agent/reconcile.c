@@ -110,9 +110,9 @@ agent_teardown_group (agent_t *a, const char *group_id, int keep_logs)
         }
       return;
     }
-  static const char *const files[] = { "containers", "ns",        "monitor.json", "state.json", "events.jsonl",
-                                       "generation", "spec.hash", "monitor.sock", "monitor.pid", "run",
-                                       "etc",        NULL };
+  static const char *const files[]
+      = { "containers", "ns",           "monitor.json", "state.json", "events.jsonl", "generation",
+          "spec.hash",  "monitor.sock", "monitor.pid",  "run",        "etc",          NULL };
   for (const char *const *f = files; *f; f++)
     {
       cleanup_free char *p = skiff_strdup_printf ("%s/%s", gdir, *f);
@@ -142,9 +142,9 @@ on_progress (void *opaque, const image_progress_t *p)
   if (!done && now - pc->last_ns < 250000000LL)
     return;
   pc->last_ns = now;
-  cleanup_free char *msg = skiff_strdup_printf ("pulling image \"%s\": %d/%d layers, %.1f/%.1f MB", pc->image,
-                                                p->layers_done, p->layers_total, (double) p->bytes_done / 1e6,
-                                                (double) p->bytes_total / 1e6);
+  cleanup_free char *msg
+      = skiff_strdup_printf ("pulling image \"%s\": %d/%d layers, %.1f/%.1f MB", pc->image, p->layers_done,
+                             p->layers_total, (double)p->bytes_done / 1e6, (double)p->bytes_total / 1e6);
   store_event_add (pc->a->store, pc->group_id, pc->container, "Pulling", "Normal", msg, skiff_now_ns (), 1, NULL);
 }
 
@@ -268,8 +268,8 @@ resolve_user (const char *user, const char *rootfs, uint32_t *uid, uint32_t *gid
   unsigned long v = strtoul (u, &end, 10);
   if (*u && *end == '\0')
     {
-      *uid = (uint32_t) v;
-      *gid = (uint32_t) v;
+      *uid = (uint32_t)v;
+      *gid = (uint32_t)v;
     }
   else
     {
@@ -291,8 +291,8 @@ resolve_user (const char *user, const char *rootfs, uint32_t *uid, uint32_t *gid
             }
           if (f[0] && f[2] && f[3] && strcmp (f[0], u) == 0)
             {
-              *uid = (uint32_t) strtoul (f[2], NULL, 10);
-              *gid = (uint32_t) strtoul (f[3], NULL, 10);
+              *uid = (uint32_t)strtoul (f[2], NULL, 10);
+              *gid = (uint32_t)strtoul (f[3], NULL, 10);
               found = 1;
               break;
             }
@@ -301,7 +301,7 @@ resolve_user (const char *user, const char *rootfs, uint32_t *uid, uint32_t *gid
         return skiff_error_arm (err, 400, "InvalidImage", "the image's user `%s` is not in its /etc/passwd", user);
     }
   if (colon && *colon)
-    *gid = (uint32_t) strtoul (colon, NULL, 10);
+    *gid = (uint32_t)strtoul (colon, NULL, 10);
   return 0;
 }
 
@@ -358,8 +358,7 @@ create_group (agent_t *a, store_group_t *g, skiff_error_t *err)
   cleanup_free char *logs = skiff_strdup_printf ("%s/logs", gdir);
   cleanup_free char *run = skiff_strdup_printf ("%s/run", gdir);
   cleanup_free char *cdirs = skiff_strdup_printf ("%s/containers", gdir);
-  if (skiff_mkdir_p (logs, 0700, err) < 0 || skiff_mkdir_p (run, 0700, err) < 0
-      || skiff_mkdir_p (cdirs, 0711, err) < 0)
+  if (skiff_mkdir_p (logs, 0700, err) < 0 || skiff_mkdir_p (run, 0700, err) < 0 || skiff_mkdir_p (cdirs, 0711, err) < 0)
     return -1;
   chmod (gdir, 0711);
   store_group_set_status (a->store, g->id, "Creating", NULL, NULL, 0, NULL);
@@ -413,7 +412,7 @@ create_group (agent_t *a, store_group_t *g, skiff_error_t *err)
                        a->cfg.runtime_path, "runtimeRoot", a->runtime_root, "restartPolicy",
                        json_string_value (json_object_get (props, "restartPolicy")), "backoff", "initialMs",
                        a->cfg.backoff_initial_ms, "maxMs", a->cfg.backoff_max_ms, "resetAfterMs", 600000,
-                       "stopGraceSeconds", a->cfg.stop_grace_seconds, "logMaxBytes", (json_int_t) a->cfg.log_max_bytes,
+                       "stopGraceSeconds", a->cfg.stop_grace_seconds, "logMaxBytes", (json_int_t)a->cfg.log_max_bytes,
                        "initContainers", "containers");
   for (size_t i = 0; i < n; i++)
     {
@@ -424,7 +423,7 @@ create_group (agent_t *a, store_group_t *g, skiff_error_t *err)
       cleanup_free char *cdir = skiff_strdup_printf ("%s/%s", cdirs, name);
       cleanup_free char *rootfs = skiff_strdup_printf ("%s/rootfs", cdir);
       if (skiff_mkdir_p (cdir, 0711, err) < 0
-          || runtime_mount_rootfs (&a->rcfg, (const char *const *) images[i]->layer_dirs, cdir, err) < 0)
+          || runtime_mount_rootfs (&a->rcfg, (const char *const *)images[i]->layer_dirs, cdir, err) < 0)
         goto out;
       cleanup_strv char **args = resolve_args (cprops, images[i]);
       if (args == NULL)
@@ -450,40 +449,40 @@ create_group (agent_t *a, store_group_t *g, skiff_error_t *err)
         cpu = 1;
       if (is_init && mem <= 0)
         mem = 0.5;
-      runtime_bundle_spec_t bs = { .args = (const char *const *) args,
-                                   .env = (const char *const *) env,
-                                   .cwd = images[i]->working_dir && *images[i]->working_dir ? images[i]->working_dir
-                                                                                            : "/",
-                                   .uid = uid,
-                                   .gid = gid,
-                                   .rootfs = rootfs,
-                                   .ns_dir = ns,
-                                   .cgroup_path = cg,
-                                   .cpu_limit = cpu,
-                                   .memory_limit = (int64_t) (mem * 1024.0 * 1024.0 * 1024.0),
-                                   .pids_limit = 4096,
-                                   .hostname = g->name,
-                                   .resolv_conf = etc_resolv,
-                                   .hosts = etc_hosts,
-                                   .hostname_file = etc_hostname };
+      runtime_bundle_spec_t bs
+          = { .args = (const char *const *)args,
+              .env = (const char *const *)env,
+              .cwd = images[i]->working_dir && *images[i]->working_dir ? images[i]->working_dir : "/",
+              .uid = uid,
+              .gid = gid,
+              .rootfs = rootfs,
+              .ns_dir = ns,
+              .cgroup_path = cg,
+              .cpu_limit = cpu,
+              .memory_limit = (int64_t)(mem * 1024.0 * 1024.0 * 1024.0),
+              .pids_limit = 4096,
+              .hostname = g->name,
+              .resolv_conf = etc_resolv,
+              .hosts = etc_hosts,
+              .hostname_file = etc_hostname };
       if (runtime_write_bundle (&a->rcfg, &a->host, &bs, cdir, err) < 0)
         goto out;
       cleanup_free char *memcg = NULL;
       if (runtime_memory_cgroup_dir (&a->host, cg, &memcg, err) < 0)
         goto out;
       cleanup_free char *id = container_id (g->id, name);
-      json_array_append_new (json_object_get (monitor, is_init ? "initContainers" : "containers"),
-                             json_pack ("{s:s,s:s,s:s,s:s}", "name", name, "id", id, "bundle", cdir, "memoryCgroup",
-                                        memcg));
+      json_array_append_new (
+          json_object_get (monitor, is_init ? "initContainers" : "containers"),
+          json_pack ("{s:s,s:s,s:s,s:s}", "name", name, "id", id, "bundle", cdir, "memoryCgroup", memcg));
     }
   {
     cleanup_free char *mj = json_dumps (monitor, JSON_INDENT (1));
     cleanup_free char *mpath = skiff_strdup_printf ("%s/monitor.json", gdir);
     cleanup_free char *hash = spec_hash (g->spec);
     char gen[32];
-    snprintf (gen, sizeof (gen), "%lld", (long long) g->generation);
-    if (skiff_write_file_atomic (mpath, mj, strlen (mj), 0600, err) < 0 || write_small (gdir, "spec.hash", hash, err) < 0
-        || write_small (gdir, "generation", gen, err) < 0)
+    snprintf (gen, sizeof (gen), "%lld", (long long)g->generation);
+    if (skiff_write_file_atomic (mpath, mj, strlen (mj), 0600, err) < 0
+        || write_small (gdir, "spec.hash", hash, err) < 0 || write_small (gdir, "generation", gen, err) < 0)
       goto out;
   }
   if (monclient_spawn (a->cfg.monitor_path, gdir, err) < 0)
@@ -619,8 +618,8 @@ agent_reconcile (agent_t *a, const char *group_id)
     if (alive && hash_s && strcmp (hash_s, hash) == 0)
       {
         /* same spec, newer generation: a restart in place */
-        store_event_add (a->store, g.id, NULL, "Restarting", "Normal", "Restarting container group", skiff_now_ns (),
-                         0, NULL);
+        store_event_add (a->store, g.id, NULL, "Restarting", "Normal", "Restarting container group", skiff_now_ns (), 0,
+                         NULL);
         json_t *req = json_pack ("{s:s}", "op", "restart");
         json_t *reply = NULL;
         int rc = monclient_request (gdir, req, (a->cfg.stop_grace_seconds + 30) * 1000, &reply, &err);
@@ -630,7 +629,7 @@ agent_reconcile (agent_t *a, const char *group_id)
         if (rc == 0)
           {
             char gen[32];
-            snprintf (gen, sizeof (gen), "%lld", (long long) g.generation);
+            snprintf (gen, sizeof (gen), "%lld", (long long)g.generation);
             write_small (gdir, "generation", gen, NULL);
             store_op_finish_group (a->store, g.id, "Succeeded", NULL, NULL);
             goto done;
@@ -669,7 +668,7 @@ agent_reconcile (agent_t *a, const char *group_id)
         record_failure (a, &g, err);
         goto done;
       }
-    log_info ("group %s/%s started (generation %lld)", g.rg, g.name, (long long) g.generation);
+    log_info ("group %s/%s started (generation %lld)", g.rg, g.name, (long long)g.generation);
   }
 done:
   store_group_clear (&g);

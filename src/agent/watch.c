@@ -14,7 +14,6 @@
 #include "model/model.h"
 #include "monclient/monclient.h"
 
-
 static model_container_status_t
 status_of (json_t *c, model_restart_policy_t pol, int exited)
 {
@@ -28,14 +27,17 @@ status_of (json_t *c, model_restart_policy_t pol, int exited)
   else if (!strcmp (st, "Terminated"))
     {
       s.state = MODEL_CSTATE_TERMINATED;
-      s.exit_code = (int) json_integer_value (json_object_get (cur, "exitCode"));
+      s.exit_code = (int)json_integer_value (json_object_get (cur, "exitCode"));
       s.final = exited || !model_should_restart (pol, s.exit_code);
     }
   else if (!strcmp (st, "Waiting"))
     {
       s.state = MODEL_CSTATE_WAITING;
       const char *d = json_string_value (json_object_get (cur, "detailStatus"));
-      s.exit_code = (d && strcmp (d, "CrashLoopBackOff") == 0) || json_integer_value (json_object_get (c, "restartCount")) > 0 ? 0 : -1;
+      s.exit_code
+          = (d && strcmp (d, "CrashLoopBackOff") == 0) || json_integer_value (json_object_get (c, "restartCount")) > 0
+                ? 0
+                : -1;
     }
   return s;
 }
@@ -166,7 +168,7 @@ agent_watch_group (agent_t *a, const char *group_id, skiff_error_t *err)
   store_group_t g = { 0 };
   if (store_group_get_by_id (a->store, group_id, &g, NULL) == 0 && g.id)
     {
-      json_t *req = json_pack ("{s:s,s:I}", "op", "status", "sinceSeq", (json_int_t) g.monitor_seq);
+      json_t *req = json_pack ("{s:s,s:I}", "op", "status", "sinceSeq", (json_int_t)g.monitor_seq);
       json_t *reply = NULL;
       skiff_error_t e = NULL;
       if (monclient_request (gdir, req, 5000, &reply, &e) == 0 && reply)

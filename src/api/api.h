@@ -17,7 +17,7 @@ struct agent;
 typedef struct
 {
   struct store *store;
-  struct agent *agent;    /* may be NULL in tests: then nothing is reconciled */
+  struct agent *agent; /* may be NULL in tests: then nothing is reconciled */
   const char *data_dir;
   const char *subscription_id;
   const char *tenant_id;

@@ -124,9 +124,9 @@ static json_t *
 rg_json (const char *sub, const char *name, const char *location, json_t *tags)
 {
   cleanup_free char *id = skiff_strdup_printf ("/subscriptions/%s/resourceGroups/%s", sub, name);
-  return json_pack ("{s:s,s:s,s:s,s:s,s:O,s:{s:s}}", "id", id, "name", name, "type",
-                    "Microsoft.Resources/resourceGroups", "location", location, "tags", tags ? tags : json_object (),
-                    "properties", "provisioningState", "Succeeded");
+  return json_pack ("{s:s,s:s,s:s,s:s,s:o,s:{s:s}}", "id", id, "name", name, "type",
+                    "Microsoft.Resources/resourceGroups", "location", location, "tags",
+                    tags ? json_incref (tags) : json_object (), "properties", "provisioningState", "Succeeded");
 }
 
 static int
@@ -183,9 +183,9 @@ set_async_headers (call_t *c, const char *location, const char *op_id, int with_
 {
   cleanup_free char *base = base_url (c);
   cleanup_free char *loc = skiff_ascii_lower (skiff_strdup (location));
-  cleanup_free char *url
-      = skiff_strdup_printf ("%s/subscriptions/%s/providers/" MODEL_PROVIDER "/locations/%s/operations/%s?api-version=" OP_API_VERSION,
-                             base, c->ctx->subscription_id, loc, op_id);
+  cleanup_free char *url = skiff_strdup_printf ("%s/subscriptions/%s/providers/" MODEL_PROVIDER
+                                                "/locations/%s/operations/%s?api-version=" OP_API_VERSION,
+                                                base, c->ctx->subscription_id, loc, op_id);
   add_header (c->res, "Azure-AsyncOperation", url);
   if (with_location)
     add_header (c->res, "Location", url);
@@ -221,13 +221,12 @@ handle_resource_group (call_t *c)
       json_t *value = json_array ();
       size_t i;
       json_t *r;
-      json_array_foreach (list, i, r)
-        json_array_append_new (value, rg_json (c->ctx->subscription_id, json_string_value (json_object_get (r, "name")),
-                                               json_string_value (json_object_get (r, "location")),
-                                               json_object_get (r, "tags")));
+      json_array_foreach (list, i, r) json_array_append_new (
+          value, rg_json (c->ctx->subscription_id, json_string_value (json_object_get (r, "name")),
+                          json_string_value (json_object_get (r, "location")), json_object_get (r, "tags")));
       return reply_json (c, 200, json_pack ("{s:o}", "value", value));
     }
-  (void) sub;
+  (void)sub;
   const char *rg = c->path.seg[3];
   if (!model_valid_resource_group_name (rg))
     {
@@ -298,9 +297,9 @@ handle_resource_group (call_t *c)
         }
       if (n > 0)
         {
-          cleanup_free char *m = skiff_strdup_printf (
-              "The resource group '%s' still holds %lld container group(s). Delete them first.", cur.name,
-              (long long) n);
+          cleanup_free char *m
+              = skiff_strdup_printf ("The resource group '%s' still holds %lld container group(s). Delete them first.",
+                                     cur.name, (long long)n);
           store_rg_clear (&cur);
           return reply_error (c, 409, "ResourceGroupNotEmpty", m, NULL);
         }
@@ -352,7 +351,7 @@ handle_group_list (call_t *c, const char *rg)
       for (const char *p = key; *p && j + 4 < sizeof (enc); p++)
         {
           if (*p == '/' || *p == '(' || *p == ')')
-            j += (size_t) snprintf (enc + j, sizeof (enc) - j, "%%%02X", (unsigned char) *p);
+            j += (size_t)snprintf (enc + j, sizeof (enc) - j, "%%%02X", (unsigned char)*p);
           else
             enc[j++] = *p;
         }
@@ -380,22 +379,21 @@ handle_group_put (call_t *c, const char *rg, const char *name, store_rg_t *r)
     {
       store_group_clear (&cur);
       return reply_error (c, 409, "ContainerGroupInTransition",
-                          "The container group is being deleted. Retry the request once the deletion finished.",
-                          NULL);
+                          "The container group is being deleted. Retry the request once the deletion finished.", NULL);
     }
   char op_id[40], gid[40];
   skiff_uuid (op_id);
   skiff_uuid (gid);
   json_t *tags = json_object_get (spec, "tags");
   store_group_t g = { .id = skiff_strdup (gid),
-                      .sub = (char *) c->ctx->subscription_id,
+                      .sub = (char *)c->ctx->subscription_id,
                       .rg = r->name,
-                      .name = (char *) name,
-                      .location = (char *) json_string_value (json_object_get (spec, "location")),
+                      .name = (char *)name,
+                      .location = (char *)json_string_value (json_object_get (spec, "location")),
                       .spec = spec,
                       .tags = tags ? tags : NULL,
-                      .provisioning_state = (char *) "Pending",
-                      .desired = (char *) "Running" };
+                      .provisioning_state = (char *)"Pending",
+                      .desired = (char *)"Running" };
   if (cur.id)
     g.name = cur.name; /* keep the first spelling */
   int created = 0;
@@ -407,8 +405,7 @@ handle_group_put (call_t *c, const char *rg, const char *name, store_rg_t *r)
       return reply_skiff_error (c, err);
     }
   store_event_add (c->ctx->store, id, NULL, created ? "Accepted" : "Updating", "Normal",
-                   created ? "Container group accepted" : "Container group update accepted", skiff_now_ns (), 0,
-                   NULL);
+                   created ? "Container group accepted" : "Container group update accepted", skiff_now_ns (), 0, NULL);
   store_group_clear (&cur);
   if (c->ctx->agent)
     agent_notify (c->ctx->agent, id);
@@ -524,7 +521,8 @@ handle_group (call_t *c, const char *rg, const char *name, int action_idx)
       int rc = 0;
       if (!strcasecmp (action, "stop"))
         {
-          if (g.state && (!strcmp (g.state, "Succeeded") || !strcmp (g.state, "Failed")) && !strcmp (g.desired, "Running"))
+          if (g.state && (!strcmp (g.state, "Succeeded") || !strcmp (g.state, "Failed"))
+              && !strcmp (g.desired, "Running"))
             rc = 0; /* ACI: stop does nothing once the group has ended */
           else
             rc = store_group_set_desired (c->ctx->store, g.id, "Stopped", 0, NULL, &err);
@@ -579,7 +577,8 @@ handle_group (call_t *c, const char *rg, const char *name, int action_idx)
       store_group_clear (&g);
       return reply_json (c, status, NULL);
     }
-  if (c->path.n == action_idx + 1 && method_is (c, "GET") && !strcasecmp (action, "outboundNetworkDependenciesEndpoints"))
+  if (c->path.n == action_idx + 1 && method_is (c, "GET")
+      && !strcasecmp (action, "outboundNetworkDependenciesEndpoints"))
     {
       store_group_clear (&g);
       return reply_json (c, 200, json_array ());
@@ -592,14 +591,14 @@ handle_group (call_t *c, const char *rg, const char *name, int action_idx)
       size_t i;
       json_t *ct;
       json_t *props = json_object_get (g.spec, "properties");
-      json_array_foreach (json_object_get (props, "containers"), i, ct)
-        found |= skiff_strcaseeq (json_string_value (json_object_get (ct, "name")), cname);
-      json_array_foreach (json_object_get (props, "initContainers"), i, ct)
-        found |= skiff_strcaseeq (json_string_value (json_object_get (ct, "name")), cname);
+      json_array_foreach (json_object_get (props, "containers"), i, ct) found
+          |= skiff_strcaseeq (json_string_value (json_object_get (ct, "name")), cname);
+      json_array_foreach (json_object_get (props, "initContainers"), i, ct) found
+          |= skiff_strcaseeq (json_string_value (json_object_get (ct, "name")), cname);
       if (!found)
         {
-          cleanup_free char *m = skiff_strdup_printf ("The container '%s' was not found in container group '%s'.",
-                                                      cname, g.name);
+          cleanup_free char *m
+              = skiff_strdup_printf ("The container '%s' was not found in container group '%s'.", cname, g.name);
           store_group_clear (&g);
           return reply_error (c, 404, "ContainerNotFound", m, NULL);
         }
@@ -618,7 +617,7 @@ handle_group (call_t *c, const char *rg, const char *name, int action_idx)
                   return reply_error (c, 400, "InvalidParameter",
                                       "The 'tail' parameter must be a non-negative integer.", "tail");
                 }
-              tail = (int) v;
+              tail = (int)v;
             }
           int ts = ts_s && !strcasecmp (ts_s, "true");
           cleanup_free char *content = NULL;
@@ -709,9 +708,9 @@ static int
 constant_time_eq (const char *a, const char *b)
 {
   size_t la = strlen (a), lb = strlen (b);
-  unsigned char d = (unsigned char) (la != lb);
+  unsigned char d = (unsigned char)(la != lb);
   for (size_t i = 0; i < la && i < lb; i++)
-    d |= (unsigned char) (a[i] ^ b[i]);
+    d |= (unsigned char)(a[i] ^ b[i]);
   return d == 0;
 }
 
@@ -740,11 +739,11 @@ route (call_t *c)
   if (p->n >= 1 && seg_is (c, 0, "providers"))
     {
       if (p->n == 3 && seg_is (c, 1, MODEL_PROVIDER) && seg_is (c, 2, "operations"))
-        return reply_json (
-            c, 200,
-            json_pack ("{s:[{s:s,s:{s:s,s:s,s:s,s:s},s:s}]}", "value", "name", MODEL_GROUP_TYPE "/read", "display",
-                       "provider", MODEL_PROVIDER, "resource", "containerGroups", "operation", "Get Container Group",
-                       "description", "Get all container groups.", "origin", "User"));
+        return reply_json (c, 200,
+                           json_pack ("{s:[{s:s,s:{s:s,s:s,s:s,s:s},s:s}]}", "value", "name", MODEL_GROUP_TYPE "/read",
+                                      "display", "provider", MODEL_PROVIDER, "resource", "containerGroups", "operation",
+                                      "Get Container Group", "description", "Get all container groups.", "origin",
+                                      "User"));
       return reply_error (c, 404, "InvalidResourceType", "The resource type could not be found.", NULL);
     }
   if (p->n == 0 || !seg_is (c, 0, "subscriptions"))

@@ -12,7 +12,7 @@ hexval (char c)
 {
   if (c >= '0' && c <= '9')
     return c - '0';
-  c = (char) tolower ((unsigned char) c);
+  c = (char)tolower ((unsigned char)c);
   if (c >= 'a' && c <= 'f')
     return c - 'a' + 10;
   return -1;
@@ -37,7 +37,7 @@ pct_decode (const char *s, size_t len, int plus_is_space)
               free (out);
               return NULL;
             }
-          out[j++] = (char) (h * 16 + l);
+          out[j++] = (char)(h * 16 + l);
           i += 2;
         }
       else if (plus_is_space && s[i] == '+')
@@ -105,13 +105,13 @@ api_query_get (const char *query, size_t len, const char *name)
       size_t end = i;
       i++;
       const char *eq = memchr (query + start, '=', end - start);
-      size_t klen = eq ? (size_t) (eq - (query + start)) : end - start;
+      size_t klen = eq ? (size_t)(eq - (query + start)) : end - start;
       cleanup_free char *key = pct_decode (query + start, klen, 1);
       if (key && strlen (key) == nl && strncasecmp (key, name, nl) == 0)
         {
           if (eq == NULL)
             return skiff_strdup ("");
-          return pct_decode (eq + 1, (size_t) (query + end - (eq + 1)), 1);
+          return pct_decode (eq + 1, (size_t)(query + end - (eq + 1)), 1);
         }
     }
   return NULL;

@@ -14,7 +14,7 @@
 static inline void
 skiff_freep (void *p)
 {
-  void **pp = (void **) p;
+  void **pp = (void **)p;
   free (*pp);
   *pp = NULL;
 }
@@ -71,7 +71,7 @@ skiff_strvp (char ***v)
 static inline void *
 skiff_steal_pointer (void *pp)
 {
-  void **p = (void **) pp;
+  void **p = (void **)pp;
   void *r = *p;
   *p = NULL;
   return r;

@@ -83,8 +83,7 @@ skiff_error_arm (skiff_error_t *err, int http_status, const char *code, const ch
 }
 
 int
-skiff_error_arm_target (skiff_error_t *err, int http_status, const char *code, const char *target,
-                        const char *fmt, ...)
+skiff_error_arm_target (skiff_error_t *err, int http_status, const char *code, const char *target, const char *fmt, ...)
 {
   va_list ap;
   va_start (ap, fmt);

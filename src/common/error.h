@@ -24,16 +24,15 @@ typedef struct skiff_error_s *skiff_error_t;
 /* Sets *err to a new error with errno status `status` and a printf-style message.
  * When status is non-zero, ": strerror(status)" is appended. Returns -1 (or
  * -status when status > 0) so callers can `return skiff_error_set(...)`. */
-int skiff_error_set (skiff_error_t *err, int status, const char *fmt, ...)
-    __attribute__ ((format (printf, 3, 4)));
+int skiff_error_set (skiff_error_t *err, int status, const char *fmt, ...) __attribute__ ((format (printf, 3, 4)));
 
 /* Sets *err to an API error: HTTP status, ARM code, message. Returns -1. */
 int skiff_error_arm (skiff_error_t *err, int http_status, const char *code, const char *fmt, ...)
     __attribute__ ((format (printf, 4, 5)));
 
 /* Like skiff_error_arm but also records the offending property path in target. */
-int skiff_error_arm_target (skiff_error_t *err, int http_status, const char *code, const char *target,
-                            const char *fmt, ...) __attribute__ ((format (printf, 5, 6)));
+int skiff_error_arm_target (skiff_error_t *err, int http_status, const char *code, const char *target, const char *fmt,
+                            ...) __attribute__ ((format (printf, 5, 6)));
 
 /* Prefixes the message of an existing error with "<context>: ". Keeps status and code.
  * Returns -1 (so it can be returned directly). If *err is NULL, behaves like set. */

@@ -13,7 +13,7 @@ skiff_json_get (const json_t *obj, const char *key)
     return v;
   const char *k;
   json_t *val;
-  json_object_foreach ((json_t *) obj, k, val)
+  json_object_foreach ((json_t *)obj, k, val)
   {
     if (strcasecmp (k, key) == 0)
       return val;

@@ -2,7 +2,13 @@
 #ifndef SKIFF_COMMON_LOG_H
 #define SKIFF_COMMON_LOG_H
 
-enum skiff_log_level { SKIFF_LOG_DEBUG, SKIFF_LOG_INFO, SKIFF_LOG_WARN, SKIFF_LOG_ERROR };
+enum skiff_log_level
+{
+  SKIFF_LOG_DEBUG,
+  SKIFF_LOG_INFO,
+  SKIFF_LOG_WARN,
+  SKIFF_LOG_ERROR
+};
 
 /* Sets the lowest level that is printed (default INFO; SKIFF_DEBUG=1 in the env gives DEBUG). */
 void skiff_log_set_level (enum skiff_log_level level);

@@ -40,7 +40,7 @@ skiff_mkdir_p (const char *path, mode_t mode, skiff_error_t *err)
 int
 skiff_write_file_atomic (const char *path, const void *data, size_t len, mode_t mode, skiff_error_t *err)
 {
-  cleanup_free char *tmp = skiff_strdup_printf ("%s.tmp.%d", path, (int) getpid ());
+  cleanup_free char *tmp = skiff_strdup_printf ("%s.tmp.%d", path, (int)getpid ());
   cleanup_close int fd = open (tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
   if (fd < 0)
     return skiff_error_set (err, errno, "open `%s`", tmp);
@@ -58,7 +58,7 @@ skiff_write_file_atomic (const char *path, const void *data, size_t len, mode_t 
           return skiff_error_set (err, e, "write `%s`", tmp);
         }
       p += w;
-      left -= (size_t) w;
+      left -= (size_t)w;
     }
   if (fchmod (fd, mode) < 0 || fsync (fd) < 0)
     {
@@ -107,7 +107,7 @@ skiff_read_file (const char *path, size_t max_len, char **out, size_t *out_len, 
         }
       if (r == 0)
         break;
-      len += (size_t) r;
+      len += (size_t)r;
     }
   buf[len] = '\0';
   if (out_len)
@@ -119,8 +119,8 @@ skiff_read_file (const char *path, size_t max_len, char **out, size_t *out_len, 
 static int
 rm_cb (const char *fpath, const struct stat *sb, int typeflag, struct FTW *ftwbuf)
 {
-  (void) sb;
-  (void) ftwbuf;
+  (void)sb;
+  (void)ftwbuf;
   int r = (typeflag == FTW_DP) ? rmdir (fpath) : unlink (fpath);
   if (r < 0 && errno != ENOENT)
     {
@@ -158,7 +158,7 @@ skiff_now_ns (void)
 {
   struct timespec ts;
   clock_gettime (CLOCK_REALTIME, &ts);
-  return (int64_t) ts.tv_sec * 1000000000LL + ts.tv_nsec;
+  return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
 }
 
 int64_t
@@ -166,30 +166,30 @@ skiff_monotonic_ns (void)
 {
   struct timespec ts;
   clock_gettime (CLOCK_MONOTONIC, &ts);
-  return (int64_t) ts.tv_sec * 1000000000LL + ts.tv_nsec;
+  return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
 }
 
 char *
 skiff_format_time (int64_t ns, char *buf, size_t len)
 {
-  time_t s = (time_t) (ns / 1000000000LL);
+  time_t s = (time_t)(ns / 1000000000LL);
   struct tm tm;
   gmtime_r (&s, &tm);
   char base[32];
   strftime (base, sizeof (base), "%Y-%m-%dT%H:%M:%S", &tm);
-  snprintf (buf, len, "%s.%03dZ", base, (int) ((ns / 1000000LL) % 1000));
+  snprintf (buf, len, "%s.%03dZ", base, (int)((ns / 1000000LL) % 1000));
   return buf;
 }
 
 char *
 skiff_format_time_ns (int64_t ns, char *buf, size_t len)
 {
-  time_t s = (time_t) (ns / 1000000000LL);
+  time_t s = (time_t)(ns / 1000000000LL);
   struct tm tm;
   gmtime_r (&s, &tm);
   char base[32];
   strftime (base, sizeof (base), "%Y-%m-%dT%H:%M:%S", &tm);
-  snprintf (buf, len, "%s.%09lldZ", base, (long long) (ns % 1000000000LL));
+  snprintf (buf, len, "%s.%09lldZ", base, (long long)(ns % 1000000000LL));
   return buf;
 }
 
@@ -207,7 +207,7 @@ skiff_parse_time (const char *s)
     {
       rest++;
       int digits = 0;
-      while (isdigit ((unsigned char) *rest))
+      while (isdigit ((unsigned char)*rest))
         {
           if (digits < 9)
             {
@@ -221,19 +221,19 @@ skiff_parse_time (const char *s)
     }
   if (*rest != 'Z' && *rest != '\0')
     return -1;
-  return (int64_t) timegm (&tm) * 1000000000LL + frac;
+  return (int64_t)timegm (&tm) * 1000000000LL + frac;
 }
 
 void
 skiff_uuid (char *buf)
 {
   unsigned char b[16];
-  if (getrandom (b, sizeof (b), 0) != (ssize_t) sizeof (b))
+  if (getrandom (b, sizeof (b), 0) != (ssize_t)sizeof (b))
     abort ();
-  b[6] = (unsigned char) ((b[6] & 0x0f) | 0x40);
-  b[8] = (unsigned char) ((b[8] & 0x3f) | 0x80);
-  snprintf (buf, 37, "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x", b[0], b[1], b[2],
-            b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11], b[12], b[13], b[14], b[15]);
+  b[6] = (unsigned char)((b[6] & 0x0f) | 0x40);
+  b[8] = (unsigned char)((b[8] & 0x3f) | 0x80);
+  snprintf (buf, 37, "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x", b[0], b[1], b[2], b[3],
+            b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11], b[12], b[13], b[14], b[15]);
 }
 
 void
@@ -245,7 +245,7 @@ skiff_random_hex (char *out, size_t n)
   while (done < n)
     {
       size_t chunk = n - done > sizeof (b) ? sizeof (b) : n - done;
-      if (getrandom (b, chunk, 0) != (ssize_t) chunk)
+      if (getrandom (b, chunk, 0) != (ssize_t)chunk)
         abort ();
       for (size_t i = 0; i < chunk; i++)
         {
@@ -292,6 +292,6 @@ char *
 skiff_ascii_lower (char *s)
 {
   for (char *p = s; p && *p; p++)
-    *p = (char) tolower ((unsigned char) *p);
+    *p = (char)tolower ((unsigned char)*p);
   return s;
 }

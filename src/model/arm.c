@@ -67,7 +67,8 @@ container_to_arm (json_t *c, const model_group_view_t *v, int with_iv)
     {
       json_t *cv = v->containers_view ? json_object_get (v->containers_view, name) : NULL;
       json_t *iv = json_object ();
-      json_object_set_new (iv, "restartCount", json_integer (json_integer_value (json_object_get (cv, "restartCount"))));
+      json_object_set_new (iv, "restartCount",
+                           json_integer (json_integer_value (json_object_get (cv, "restartCount"))));
       json_t *cur = json_object_get (cv, "currentState");
       json_object_set (iv, "currentState", cur ? cur : json_pack ("{s:s,s:s}", "state", "Waiting", "detailStatus", ""));
       if (cur == NULL)
@@ -97,18 +98,19 @@ model_group_to_arm (const model_group_view_t *v, int with_instance_view)
   if (json_object_get (v->spec, "zones"))
     json_object_set (out, "zones", json_object_get (v->spec, "zones"));
 
-  static const char *const drop_group[] = { "containers", "initContainers", "imageRegistryCredentials", "volumes", NULL };
+  static const char *const drop_group[]
+      = { "containers", "initContainers", "imageRegistryCredentials", "volumes", NULL };
   json_t *props = copy_without (spec_props, drop_group);
   json_object_set_new (props, "provisioningState", json_string (v->provisioning_state));
   json_t *cs = json_array ();
   size_t i;
   json_t *c;
   json_array_foreach (json_object_get (spec_props, "containers"), i, c)
-    json_array_append_new (cs, container_to_arm (c, v, with_instance_view));
+      json_array_append_new (cs, container_to_arm (c, v, with_instance_view));
   json_object_set_new (props, "containers", cs);
   json_t *ics = json_array ();
   json_array_foreach (json_object_get (spec_props, "initContainers"), i, c)
-    json_array_append_new (ics, container_to_arm (c, v, with_instance_view));
+      json_array_append_new (ics, container_to_arm (c, v, with_instance_view));
   json_object_set_new (props, "initContainers", ics);
   json_t *creds = json_array ();
   json_array_foreach (json_object_get (spec_props, "imageRegistryCredentials"), i, c)

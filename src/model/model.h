@@ -24,16 +24,16 @@
 
 typedef struct
 {
-  double host_cpus;      /* what one group may ask for on this host */
-  double host_memory_gb; /* idem */
+  double host_cpus;             /* what one group may ask for on this host */
+  double host_memory_gb;        /* idem */
   const char *const *locations; /* NULL-terminated list of served locations (lowercase) */
 } model_limits_t;
 
 /* Parses a PUT body for container group `group_name` into a canonical spec (*out, owned).
  * Checks every validation rule of the ACI reference; failures are ARM errors with
  * the HTTP status and code ACI uses and the offending property in the message and target. */
-int model_parse_group (const char *body, size_t len, const char *group_name, const model_limits_t *limits,
-                       json_t **out, skiff_error_t *err);
+int model_parse_group (const char *body, size_t len, const char *group_name, const model_limits_t *limits, json_t **out,
+                       skiff_error_t *err);
 
 /* Parses a JSON body into a Jansson value, mapping syntax errors to ARM's
  * InvalidRequestContent (400). Refuses bodies over MODEL_MAX_BODY_BYTES (413). */
@@ -52,12 +52,12 @@ char *model_group_id (const char *sub, const char *rg, const char *name);
 typedef struct
 {
   const char *sub, *rg, *name, *location;
-  json_t *spec;      /* canonical spec */
-  json_t *tags;      /* may be NULL */
+  json_t *spec; /* canonical spec */
+  json_t *tags; /* may be NULL */
   const char *provisioning_state;
-  const char *state; /* group instanceView.state, NULL when unknown */
+  const char *state;       /* group instanceView.state, NULL when unknown */
   json_t *containers_view; /* object: container name -> {restartCount,currentState,previousState} (may be NULL) */
-  json_t *events;          /* array of stored events {container|null,name,type,message,count,firstTimestamp,lastTimestamp} */
+  json_t *events; /* array of stored events {container|null,name,type,message,count,firstTimestamp,lastTimestamp} */
 } model_group_view_t;
 
 /* Builds the ARM JSON of a group for clients. Secrets are never copied.

@@ -13,43 +13,40 @@
 #include "common/util.h"
 #include "schema.h"
 
-#define F_END { NULL, 0, NULL }
+#define F_END                                                                                                          \
+  {                                                                                                                    \
+    NULL, 0, NULL                                                                                                      \
+  }
 
 static const schema_field_t gpu_fields[] = { { "count", SCHEMA_INT, NULL }, { "sku", SCHEMA_STRING, NULL }, F_END };
-static const schema_field_t req_fields[] = { { "memoryInGB", SCHEMA_NUMBER, NULL },
-                                             { "cpu", SCHEMA_NUMBER, NULL },
-                                             { "gpu", SCHEMA_OBJECT, gpu_fields },
-                                             F_END };
-static const schema_field_t resources_fields[] = { { "requests", SCHEMA_OBJECT, req_fields },
-                                                   { "limits", SCHEMA_OBJECT, req_fields },
-                                                   F_END };
-static const schema_field_t port_fields[] = { { "port", SCHEMA_INT, NULL }, { "protocol", SCHEMA_STRING, NULL }, F_END };
-static const schema_field_t env_fields[] = { { "name", SCHEMA_STRING, NULL },
-                                             { "value", SCHEMA_STRING, NULL },
-                                             { "secureValue", SCHEMA_STRING, NULL },
-                                             F_END };
-static const schema_field_t mount_fields[] = { { "name", SCHEMA_STRING, NULL },
-                                               { "mountPath", SCHEMA_STRING, NULL },
-                                               { "readOnly", SCHEMA_BOOL, NULL },
-                                               F_END };
+static const schema_field_t req_fields[] = {
+  { "memoryInGB", SCHEMA_NUMBER, NULL }, { "cpu", SCHEMA_NUMBER, NULL }, { "gpu", SCHEMA_OBJECT, gpu_fields }, F_END
+};
+static const schema_field_t resources_fields[]
+    = { { "requests", SCHEMA_OBJECT, req_fields }, { "limits", SCHEMA_OBJECT, req_fields }, F_END };
+static const schema_field_t port_fields[]
+    = { { "port", SCHEMA_INT, NULL }, { "protocol", SCHEMA_STRING, NULL }, F_END };
+static const schema_field_t env_fields[] = {
+  { "name", SCHEMA_STRING, NULL }, { "value", SCHEMA_STRING, NULL }, { "secureValue", SCHEMA_STRING, NULL }, F_END
+};
+static const schema_field_t mount_fields[] = {
+  { "name", SCHEMA_STRING, NULL }, { "mountPath", SCHEMA_STRING, NULL }, { "readOnly", SCHEMA_BOOL, NULL }, F_END
+};
 static const schema_field_t exec_fields[] = { { "command", SCHEMA_STRING_ARRAY, NULL }, F_END };
-static const schema_field_t header_fields[] = { { "name", SCHEMA_STRING, NULL }, { "value", SCHEMA_STRING, NULL }, F_END };
+static const schema_field_t header_fields[]
+    = { { "name", SCHEMA_STRING, NULL }, { "value", SCHEMA_STRING, NULL }, F_END };
 static const schema_field_t httpget_fields[] = { { "path", SCHEMA_STRING, NULL },
                                                  { "port", SCHEMA_INT, NULL },
                                                  { "scheme", SCHEMA_STRING, NULL },
                                                  { "httpHeaders", SCHEMA_OBJECT_ARRAY, header_fields },
                                                  F_END };
-static const schema_field_t probe_fields[] = { { "exec", SCHEMA_OBJECT, exec_fields },
-                                               { "httpGet", SCHEMA_OBJECT, httpget_fields },
-                                               { "initialDelaySeconds", SCHEMA_INT, NULL },
-                                               { "periodSeconds", SCHEMA_INT, NULL },
-                                               { "failureThreshold", SCHEMA_INT, NULL },
-                                               { "successThreshold", SCHEMA_INT, NULL },
-                                               { "timeoutSeconds", SCHEMA_INT, NULL },
-                                               F_END };
-static const schema_field_t caps_fields[] = { { "add", SCHEMA_STRING_ARRAY, NULL },
-                                              { "drop", SCHEMA_STRING_ARRAY, NULL },
-                                              F_END };
+static const schema_field_t probe_fields[]
+    = { { "exec", SCHEMA_OBJECT, exec_fields },      { "httpGet", SCHEMA_OBJECT, httpget_fields },
+        { "initialDelaySeconds", SCHEMA_INT, NULL }, { "periodSeconds", SCHEMA_INT, NULL },
+        { "failureThreshold", SCHEMA_INT, NULL },    { "successThreshold", SCHEMA_INT, NULL },
+        { "timeoutSeconds", SCHEMA_INT, NULL },      F_END };
+static const schema_field_t caps_fields[]
+    = { { "add", SCHEMA_STRING_ARRAY, NULL }, { "drop", SCHEMA_STRING_ARRAY, NULL }, F_END };
 static const schema_field_t secctx_fields[] = { { "privileged", SCHEMA_BOOL, NULL },
                                                 { "allowPrivilegeEscalation", SCHEMA_BOOL, NULL },
                                                 { "capabilities", SCHEMA_OBJECT, caps_fields },
@@ -67,15 +64,12 @@ static const schema_field_t container_props[] = { { "image", SCHEMA_STRING, NULL
                                                   { "readinessProbe", SCHEMA_OBJECT, probe_fields },
                                                   { "securityContext", SCHEMA_OBJECT, secctx_fields },
                                                   F_END };
-static const schema_field_t container_fields[] = { { "name", SCHEMA_STRING, NULL },
-                                                   { "properties", SCHEMA_OBJECT, container_props },
-                                                   F_END };
-static const schema_field_t cred_fields[] = { { "server", SCHEMA_STRING, NULL },
-                                              { "username", SCHEMA_STRING, NULL },
-                                              { "password", SCHEMA_STRING, NULL },
-                                              { "identity", SCHEMA_STRING, NULL },
-                                              { "identityUrl", SCHEMA_STRING, NULL },
-                                              F_END };
+static const schema_field_t container_fields[]
+    = { { "name", SCHEMA_STRING, NULL }, { "properties", SCHEMA_OBJECT, container_props }, F_END };
+static const schema_field_t cred_fields[]
+    = { { "server", SCHEMA_STRING, NULL },      { "username", SCHEMA_STRING, NULL },
+        { "password", SCHEMA_STRING, NULL },    { "identity", SCHEMA_STRING, NULL },
+        { "identityUrl", SCHEMA_STRING, NULL }, F_END };
 static const schema_field_t ip_fields[] = { { "ports", SCHEMA_OBJECT_ARRAY, port_fields },
                                             { "type", SCHEMA_STRING, NULL },
                                             { "ip", SCHEMA_STRING, NULL },
@@ -116,12 +110,10 @@ static const schema_field_t group_props[] = { { "containers", SCHEMA_OBJECT_ARRA
                                               { "priority", SCHEMA_STRING, NULL },
                                               F_END };
 static const schema_field_t identity_fields[] = { { "type", SCHEMA_STRING, NULL }, F_END };
-const schema_field_t schema_group_fields[] = { { "location", SCHEMA_STRING, NULL },
-                                               { "tags", SCHEMA_STRING_MAP, NULL },
-                                               { "zones", SCHEMA_STRING_ARRAY, NULL },
-                                               { "identity", SCHEMA_OBJECT, identity_fields },
-                                               { "properties", SCHEMA_OBJECT, group_props },
-                                               F_END };
+const schema_field_t schema_group_fields[]
+    = { { "location", SCHEMA_STRING, NULL },          { "tags", SCHEMA_STRING_MAP, NULL },
+        { "zones", SCHEMA_STRING_ARRAY, NULL },       { "identity", SCHEMA_OBJECT, identity_fields },
+        { "properties", SCHEMA_OBJECT, group_props }, F_END };
 
 static const char *
 type_name (schema_type_t t)
@@ -189,7 +181,7 @@ canon_value (const json_t *in, schema_type_t t, const schema_field_t *sub, const
         return type_error (path, t, err);
       if (json_string_length (in) > 65536)
         return skiff_error_arm_target (err, 400, "InvalidRequestContent", path, "Property '%s' is too long.", path);
-      *out = json_incref ((json_t *) in);
+      *out = json_incref ((json_t *)in);
       return 0;
     case SCHEMA_NUMBER:
       {
@@ -218,7 +210,7 @@ canon_value (const json_t *in, schema_type_t t, const schema_field_t *sub, const
           v = json_integer_value (in);
         else if (json_is_real (in) && json_real_value (in) == floor (json_real_value (in))
                  && fabs (json_real_value (in)) < 2147483648.0)
-          v = (long long) json_real_value (in);
+          v = (long long)json_real_value (in);
         else if (json_is_string (in))
           {
             char *end = NULL;
@@ -236,9 +228,10 @@ canon_value (const json_t *in, schema_type_t t, const schema_field_t *sub, const
       }
     case SCHEMA_BOOL:
       if (json_is_boolean (in))
-        *out = json_incref ((json_t *) in);
-      else if (json_is_string (in) && (skiff_strcaseeq (json_string_value (in), "true")
-                                        || skiff_strcaseeq (json_string_value (in), "false")))
+        *out = json_incref ((json_t *)in);
+      else if (json_is_string (in)
+               && (skiff_strcaseeq (json_string_value (in), "true")
+                   || skiff_strcaseeq (json_string_value (in), "false")))
         *out = json_boolean (skiff_strcaseeq (json_string_value (in), "true"));
       else
         return type_error (path, t, err);
@@ -257,7 +250,7 @@ canon_value (const json_t *in, schema_type_t t, const schema_field_t *sub, const
         cleanup_json json_t *o = json_object ();
         const char *k;
         json_t *v;
-        json_object_foreach ((json_t *) in, k, v)
+        json_object_foreach ((json_t *)in, k, v)
         {
           if (!json_is_string (v))
             {
@@ -284,8 +277,7 @@ canon_value (const json_t *in, schema_type_t t, const schema_field_t *sub, const
         {
           cleanup_free char *p = skiff_strdup_printf ("%s[%zu]", path, i);
           json_t *c = NULL;
-          if (canon_value (v, t == SCHEMA_STRING_ARRAY ? SCHEMA_STRING : SCHEMA_OBJECT, sub, p, depth + 1, &c, err)
-              < 0)
+          if (canon_value (v, t == SCHEMA_STRING_ARRAY ? SCHEMA_STRING : SCHEMA_OBJECT, sub, p, depth + 1, &c, err) < 0)
             return -1;
           json_array_append_new (a, c);
         }

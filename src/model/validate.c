@@ -72,7 +72,7 @@ model_valid_resource_group_name (const char *name)
     return 0;
   for (size_t i = 0; i < n; i++)
     {
-      unsigned char c = (unsigned char) name[i];
+      unsigned char c = (unsigned char)name[i];
       if (!(isalnum (c) || c == '_' || c == '(' || c == ')' || c == '-' || c == '.'))
         return 0;
     }
@@ -89,7 +89,7 @@ model_valid_env_name (const char *name)
     return 0;
   for (size_t i = 0; i < n; i++)
     {
-      unsigned char c = (unsigned char) name[i];
+      unsigned char c = (unsigned char)name[i];
       if (!(isalnum (c) || c == '_'))
         return 0;
     }
@@ -106,7 +106,7 @@ valid_image_ref (const char *s)
     return 0;
   for (size_t i = 0; i < n; i++)
     {
-      unsigned char c = (unsigned char) s[i];
+      unsigned char c = (unsigned char)s[i];
       if (c <= ' ' || c >= 127 || c == '\\' || c == '"' || c == '\'')
         return 0;
     }
@@ -118,7 +118,7 @@ valid_image_ref (const char *s)
       if (strncmp (at + 1, "sha256:", 7) != 0 || strlen (at + 8) != 64)
         return 0;
       for (const char *p = at + 8; *p; p++)
-        if (!isxdigit ((unsigned char) *p) || isupper ((unsigned char) *p))
+        if (!isxdigit ((unsigned char)*p) || isupper ((unsigned char)*p))
           return 0;
     }
   /* the repository path (after an optional host) must be lowercase */
@@ -126,12 +126,12 @@ valid_image_ref (const char *s)
   const char *repo = s;
   if (slash)
     {
-      size_t hl = (size_t) (slash - s);
+      size_t hl = (size_t)(slash - s);
       if (memchr (s, '.', hl) || memchr (s, ':', hl) || (hl == 9 && strncmp (s, "localhost", 9) == 0))
         repo = slash + 1;
     }
   for (const char *p = repo; *p && *p != ':' && *p != '@'; p++)
-    if (isupper ((unsigned char) *p))
+    if (isupper ((unsigned char)*p))
       return 0;
   return 1;
 }
@@ -164,8 +164,8 @@ check_ports (json_t *ports, const char *path, skiff_error_t *err)
     json_int_t v = json_integer_value (port);
     if (v < 1 || v > 65535)
       return skiff_error_arm_target (err, 400, "InvalidContainerPort", path,
-                                    "The port '%lld' in '%s[%zu]' is invalid. A port must be between 1 and 65535.",
-                                    (long long) v, path, i);
+                                     "The port '%lld' in '%s[%zu]' is invalid. A port must be between 1 and 65535.",
+                                     (long long)v, path, i);
     const char *proto = json_string_value (json_object_get (p, "protocol"));
     if (proto == NULL)
       json_object_set_new (p, "protocol", json_string ("TCP"));
@@ -329,7 +329,7 @@ model_parse_group (const char *body, size_t len, const char *group_name, const m
       size_t k = 0;
       for (const char *p = loc; *p && k + 1 < sizeof (norm); p++)
         if (*p != ' ')
-          norm[k++] = (char) tolower ((unsigned char) *p);
+          norm[k++] = (char)tolower ((unsigned char)*p);
       norm[k] = '\0';
       int ok = 0;
       for (const char *const *l = limits->locations; *l; l++)
@@ -436,8 +436,9 @@ model_parse_group (const char *body, size_t len, const char *group_name, const m
                                      "group '%s'.",
                                      json_string_value (json_object_get (c, "name")), group_name);
   }
-  if (limits && ((limits->host_cpus > 0 && cpu > limits->host_cpus + 1e-9)
-                 || (limits->host_memory_gb > 0 && mem > limits->host_memory_gb + 1e-9)))
+  if (limits
+      && ((limits->host_cpus > 0 && cpu > limits->host_cpus + 1e-9)
+          || (limits->host_memory_gb > 0 && mem > limits->host_memory_gb + 1e-9)))
     return skiff_error_arm_target (err, 409, "ServiceUnavailable", "properties.containers",
                                    "The requested resource is not available in the location '%s' at this moment. "
                                    "Please retry with a different resource request or in another location. Resource "

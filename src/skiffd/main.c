@@ -170,6 +170,7 @@ main (int argc, char **argv)
           return 2;
         }
     }
+  int locations_owned = n_locations > 0;
   if (n_locations == 0)
     locations[n_locations++] = "local";
   if (port < 0 || port > 65535 || backoff_initial < 0 || backoff_max < backoff_initial || grace < 0 || log_max < 4096
@@ -247,16 +248,17 @@ main (int argc, char **argv)
     }
   struct sysinfo si;
   sysinfo (&si);
-  api_ctx_t ctx = { .store = store,
-                    .agent = agent,
-                    .data_dir = realdata,
-                    .subscription_id = sub,
-                    .tenant_id = tenant,
-                    .admin_token = token,
-                    .limits = { .host_cpus = (double) sysconf (_SC_NPROCESSORS_ONLN) * overcommit,
-                                .host_memory_gb = (double) si.totalram * si.mem_unit / (1024.0 * 1024 * 1024) * overcommit,
-                                .locations = locations },
-                    .page_size = 100 };
+  api_ctx_t ctx
+      = { .store = store,
+          .agent = agent,
+          .data_dir = realdata,
+          .subscription_id = sub,
+          .tenant_id = tenant,
+          .admin_token = token,
+          .limits = { .host_cpus = (double)sysconf (_SC_NPROCESSORS_ONLN) * overcommit,
+                      .host_memory_gb = (double)si.totalram * si.mem_unit / (1024.0 * 1024 * 1024) * overcommit,
+                      .locations = locations },
+          .page_size = 100 };
   api_server_t *server = NULL;
   if (api_server_start (&ctx, listen_addr, port, api_threads, &server, &err) < 0)
     {
@@ -275,5 +277,8 @@ main (int argc, char **argv)
   api_server_stop (server);
   agent_stop (agent);
   store_close (store);
+  for (int i = 0; i < n_locations; i++)
+    if (locations_owned)
+      free ((char *)locations[i]);
   return 0;
 }

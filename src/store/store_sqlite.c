@@ -77,8 +77,8 @@ unlockp (pthread_mutex_t **m)
   if (*m)
     pthread_mutex_unlock (*m);
 }
-#define LOCKED(s)                                                                                                     \
-  pthread_mutex_t *_lk __attribute__ ((cleanup (unlockp))) = &(s)->lock;                                              \
+#define LOCKED(s)                                                                                                      \
+  pthread_mutex_t *_lk __attribute__ ((cleanup (unlockp))) = &(s)->lock;                                               \
   pthread_mutex_lock (_lk)
 
 static int
@@ -108,14 +108,14 @@ bind_text (sqlite3_stmt *st, int i, const char *v)
 static json_t *
 col_json (sqlite3_stmt *st, int i)
 {
-  const char *t = (const char *) sqlite3_column_text (st, i);
+  const char *t = (const char *)sqlite3_column_text (st, i);
   return t ? json_loads (t, 0, NULL) : NULL;
 }
 
 static char *
 col_str (sqlite3_stmt *st, int i)
 {
-  const char *t = (const char *) sqlite3_column_text (st, i);
+  const char *t = (const char *)sqlite3_column_text (st, i);
   return t ? skiff_strdup (t) : NULL;
 }
 
@@ -156,11 +156,12 @@ store_open_sqlite (const char *path, store_t **out, skiff_error_t *err)
   if (sqlite3_prepare_v2 (s->db, "PRAGMA user_version", -1, &st, NULL) == SQLITE_OK && sqlite3_step (st) == SQLITE_ROW)
     version = sqlite3_column_int (st, 0);
   sqlite3_finalize (st);
-  int n = (int) (sizeof (migrations) / sizeof (migrations[0]));
+  int n = (int)(sizeof (migrations) / sizeof (migrations[0]));
   if (version > n)
     {
       store_close (s);
-      return skiff_error_set (err, 0, "store `%s` has schema version %d, newer than this skiffd (%d)", path, version, n);
+      return skiff_error_set (err, 0, "store `%s` has schema version %d, newer than this skiffd (%d)", path, version,
+                              n);
     }
   for (int v = version; v < n; v++)
     {
@@ -276,7 +277,8 @@ store_rg_put (store_t *s, const char *sub, const char *name, const char *locatio
   cleanup_free char *tj = json_text (tags);
   if (*created)
     {
-      if (prepare (s, "INSERT INTO resource_groups (sub, name_key, name, location, tags, created_ns) VALUES (?,?,?,?,?,?)",
+      if (prepare (s,
+                   "INSERT INTO resource_groups (sub, name_key, name, location, tags, created_ns) VALUES (?,?,?,?,?,?)",
                    &st, err)
           < 0)
         return -1;
@@ -391,8 +393,8 @@ store_group_free_array (store_group_t *a, int n)
   free (a);
 }
 
-#define GROUP_COLS                                                                                                    \
-  "id, sub, rg, name, location, spec, tags, provisioning_state, desired, state, containers_view, generation, "       \
+#define GROUP_COLS                                                                                                     \
+  "id, sub, rg, name, location, spec, tags, provisioning_state, desired, state, containers_view, generation, "         \
   "monitor_seq, created_ns, updated_ns"
 
 static void
@@ -578,14 +580,14 @@ store_group_list (store_t *s, const char *sub, const char *rg, const char *after
   bind_text (st, 3, after);
   sqlite3_bind_int (st, 4, limit > 0 ? limit : 1000000);
   int cap = 16, cnt = 0;
-  store_group_t *arr = calloc ((size_t) cap, sizeof (*arr));
+  store_group_t *arr = calloc ((size_t)cap, sizeof (*arr));
   int rc;
   while ((rc = sqlite3_step (st)) == SQLITE_ROW)
     {
       if (cnt == cap)
         {
           cap *= 2;
-          arr = realloc (arr, (size_t) cap * sizeof (*arr));
+          arr = realloc (arr, (size_t)cap * sizeof (*arr));
           if (arr == NULL)
             abort ();
         }
@@ -782,7 +784,7 @@ store_event_list (store_t *s, const char *group_id, json_t **out, skiff_error_t 
                              "lastTimestamp", t2, "name", sqlite3_column_text (st, 1), "message",
                              sqlite3_column_text (st, 3), "type", sqlite3_column_text (st, 2));
       if (sqlite3_column_type (st, 0) != SQLITE_NULL)
-        json_object_set_new (e, "container", json_string ((const char *) sqlite3_column_text (st, 0)));
+        json_object_set_new (e, "container", json_string ((const char *)sqlite3_column_text (st, 0)));
       json_array_append_new (arr, e);
     }
   if (rc != SQLITE_DONE)

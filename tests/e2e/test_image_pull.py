@@ -1,7 +1,7 @@
 """e2e: pulls the fixture images from a local registry through libskiff's image module.
 
 Runs the C test binary build/tests/test_image_pull_registry (built by `make`) against
-$SKIFF_TEST_REGISTRY (default 127.0.0.1:5000, started with /work/shared/fixtures/registry.sh
+$SKIFF_TEST_REGISTRY (default 127.0.0.1:5000, started with ../shared/fixtures/registry.sh
 start). It pulls busybox:latest, busybox:multilayer (mounting the layers as an overlay and
 diffing tree-listing.sh against multilayer.expected), webserver:latest, big:latest (timed),
 all evil:* tags (each must fail; evil-harness.sh check must pass) and two concurrent pulls of

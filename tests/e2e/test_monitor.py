@@ -21,7 +21,7 @@ import pytest
 REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 CRUN = shutil.which("crun") or "/usr/bin/crun"
 BUSYBOX = "/bin/busybox"
-HYBRID = "/work/shared/fixtures/cgroup-hybrid.sh"
+HYBRID = os.path.join(os.environ.get("SKIFF_FIXTURES", os.path.join(REPO, "..", "shared", "fixtures")), "cgroup-hybrid.sh")
 MEMCG_ROOT = "/sys/fs/cgroup/memory"
 
 pytestmark = pytest.mark.skipif(

@@ -18,7 +18,7 @@ call (const char *method, const char *url, const char *auth, const char *body, i
   const char *q = strchr (url, '?');
   api_request_t req = { .method = method,
                         .path = url,
-                        .path_len = q ? (size_t) (q - url) : strlen (url),
+                        .path_len = q ? (size_t)(q - url) : strlen (url),
                         .query = q ? q + 1 : NULL,
                         .query_len = q ? strlen (q + 1) : 0,
                         .authorization = auth,
@@ -54,9 +54,13 @@ main (void)
   skiff_error_t err = NULL;
   store_t *store = NULL;
   CHECK (store_open_sqlite (db, &store, &err) == 0);
-  ctx = (api_ctx_t){ .store = store, .subscription_id = "sub1", .tenant_id = "t1",
+  ctx = (api_ctx_t){ .store = store,
+                     .subscription_id = "sub1",
+                     .tenant_id = "t1",
                      .admin_token = "0123456789abcdef0123456789abcdef",
-                     .limits = { .host_cpus = 2, .host_memory_gb = 8, .locations = locs }, .page_size = 2, .data_dir = dir };
+                     .limits = { .host_cpus = 2, .host_memory_gb = 8, .locations = locs },
+                     .page_size = 2,
+                     .data_dir = dir };
   int st;
   json_t *j;
 
@@ -105,10 +109,14 @@ main (void)
   json_decref (j);
 
   /* container groups */
-  const char *body = "{\"location\":\"local\",\"properties\":{\"osType\":\"Linux\",\"containers\":[{\"name\":\"c1\","
-                     "\"properties\":{\"image\":\"busybox\",\"environmentVariables\":[{\"name\":\"S\",\"secureValue\":\"sekret\"}],"
-                     "\"resources\":{\"requests\":{\"cpu\":1,\"memoryInGb\":1}}}}]}}";
-  j = call ("PUT", "//subscriptions/sub1/resourcegroups/Demo/providers/microsoft.containerinstance/CONTAINERGROUPS/g1?api-version=2023-05-01", AUTH, body, &st);
+  const char *body
+      = "{\"location\":\"local\",\"properties\":{\"osType\":\"Linux\",\"containers\":[{\"name\":\"c1\","
+        "\"properties\":{\"image\":\"busybox\",\"environmentVariables\":[{\"name\":\"S\",\"secureValue\":\"sekret\"}],"
+        "\"resources\":{\"requests\":{\"cpu\":1,\"memoryInGb\":1}}}}]}}";
+  j = call ("PUT",
+            "//subscriptions/sub1/resourcegroups/Demo/providers/microsoft.containerinstance/CONTAINERGROUPS/"
+            "g1?api-version=2023-05-01",
+            AUTH, body, &st);
   CHECK (st == 201);
   CHECK_STR (json_string_value (json_object_get (j, "id")), CG "/g1");
   CHECK_STR (json_string_value (json_object_get (json_object_get (j, "properties"), "provisioningState")), "Pending");
@@ -138,7 +146,9 @@ main (void)
       json_t *j2 = call ("GET", path, AUTH, NULL, &st);
       CHECK (st == 200 && json_array_size (json_object_get (j2, "value")) == 1);
       CHECK (json_object_get (j2, "nextLink") == NULL);
-      CHECK (json_object_get (json_object_get (json_array_get (json_object_get (j2, "value"), 0), "properties"), "instanceView") == NULL);
+      CHECK (json_object_get (json_object_get (json_array_get (json_object_get (j2, "value"), 0), "properties"),
+                              "instanceView")
+             == NULL);
       json_decref (j2);
     }
   json_decref (j);

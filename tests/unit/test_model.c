@@ -29,9 +29,11 @@ parse (const char *body, json_t **out)
   return "OK";
 }
 
-#define GROUP(containers, extra)                                                                                      \
+#define GROUP(containers, extra)                                                                                       \
   "{\"location\":\"local\",\"properties\":{\"osType\":\"Linux\"" extra ",\"containers\":[" containers "]}}"
-#define C(name, image) "{\"name\":\"" name "\",\"properties\":{\"image\":\"" image "\",\"resources\":{\"requests\":{\"cpu\":1,\"memoryInGB\":1.5}}}}"
+#define C(name, image)                                                                                                 \
+  "{\"name\":\"" name "\",\"properties\":{\"image\":\"" image                                                          \
+  "\",\"resources\":{\"requests\":{\"cpu\":1,\"memoryInGB\":1.5}}}}"
 
 static void
 test_validation (void)
@@ -53,24 +55,51 @@ test_validation (void)
   CHECK_STR (parse (GROUP (C ("c1", "busybox"), ",\"restartPolicy\":\"onfailure\""), NULL), "OK");
   CHECK_STR (parse (GROUP ("{\"name\":\"c1\",\"properties\":{\"image\":\"busybox\"}}", ""), NULL),
              "ResourceRequestsNotSpecified/400");
-  CHECK_STR (parse (GROUP ("{\"name\":\"c1\",\"properties\":{\"image\":\"busybox\",\"resources\":{\"requests\":{\"cpu\":1}}}}", ""), NULL),
-             "ResourceSomeRequestsNotSpecified/400");
-  CHECK_STR (parse (GROUP ("{\"name\":\"c1\",\"properties\":{\"image\":\"busybox\",\"resources\":{\"requests\":{\"cpu\":\"x\",\"memoryInGB\":1}}}}", ""), NULL),
+  CHECK_STR (
+      parse (GROUP ("{\"name\":\"c1\",\"properties\":{\"image\":\"busybox\",\"resources\":{\"requests\":{\"cpu\":1}}}}",
+                    ""),
+             NULL),
+      "ResourceSomeRequestsNotSpecified/400");
+  CHECK_STR (parse (GROUP ("{\"name\":\"c1\",\"properties\":{\"image\":\"busybox\",\"resources\":{\"requests\":{"
+                           "\"cpu\":\"x\",\"memoryInGB\":1}}}}",
+                           ""),
+                    NULL),
              "InvalidRequestContent/400");
   /* memoryInGb (docs' casing) is the same property */
-  CHECK_STR (parse (GROUP ("{\"name\":\"c1\",\"properties\":{\"image\":\"busybox\",\"resources\":{\"requests\":{\"cpu\":1,\"memoryInGb\":1}}}}", ""), NULL),
+  CHECK_STR (parse (GROUP ("{\"name\":\"c1\",\"properties\":{\"image\":\"busybox\",\"resources\":{\"requests\":{"
+                           "\"cpu\":1,\"memoryInGb\":1}}}}",
+                           ""),
+                    NULL),
              "OK");
-  CHECK_STR (parse (GROUP ("{\"name\":\"c1\",\"properties\":{\"image\":\"busybox\",\"resources\":{\"requests\":{\"cpu\":32,\"memoryInGB\":1}}}}", ""), NULL),
+  CHECK_STR (parse (GROUP ("{\"name\":\"c1\",\"properties\":{\"image\":\"busybox\",\"resources\":{\"requests\":{"
+                           "\"cpu\":32,\"memoryInGB\":1}}}}",
+                           ""),
+                    NULL),
              "ResourceRequestsExceedMaxAllowed/400");
-  CHECK_STR (parse (GROUP ("{\"name\":\"c1\",\"properties\":{\"image\":\"busybox\",\"resources\":{\"requests\":{\"cpu\":8,\"memoryInGB\":1}}}}", ""), NULL),
+  CHECK_STR (parse (GROUP ("{\"name\":\"c1\",\"properties\":{\"image\":\"busybox\",\"resources\":{\"requests\":{"
+                           "\"cpu\":8,\"memoryInGB\":1}}}}",
+                           ""),
+                    NULL),
              "ServiceUnavailable/409");
-  CHECK_STR (parse (GROUP ("{\"name\":\"c1\",\"properties\":{\"image\":\"busybox\",\"resources\":{\"requests\":{\"cpu\":0,\"memoryInGB\":1}}}}", ""), NULL),
+  CHECK_STR (parse (GROUP ("{\"name\":\"c1\",\"properties\":{\"image\":\"busybox\",\"resources\":{\"requests\":{"
+                           "\"cpu\":0,\"memoryInGB\":1}}}}",
+                           ""),
+                    NULL),
              "InvalidResourceRequests/400");
-  CHECK_STR (parse (GROUP ("{\"name\":\"c1\",\"properties\":{\"image\":\"busybox\",\"ports\":[{\"port\":70000}],\"resources\":{\"requests\":{\"cpu\":1,\"memoryInGB\":1}}}}", ""), NULL),
+  CHECK_STR (parse (GROUP ("{\"name\":\"c1\",\"properties\":{\"image\":\"busybox\",\"ports\":[{\"port\":70000}],"
+                           "\"resources\":{\"requests\":{\"cpu\":1,\"memoryInGB\":1}}}}",
+                           ""),
+                    NULL),
              "InvalidContainerPort/400");
-  CHECK_STR (parse (GROUP ("{\"name\":\"c1\",\"properties\":{\"image\":\"busybox\",\"ports\":[{\"port\":80,\"protocol\":\"SCTP\"}],\"resources\":{\"requests\":{\"cpu\":1,\"memoryInGB\":1}}}}", ""), NULL),
+  CHECK_STR (parse (GROUP ("{\"name\":\"c1\",\"properties\":{\"image\":\"busybox\",\"ports\":[{\"port\":80,"
+                           "\"protocol\":\"SCTP\"}],\"resources\":{\"requests\":{\"cpu\":1,\"memoryInGB\":1}}}}",
+                           ""),
+                    NULL),
              "InvalidPortProtocol/400");
-  CHECK_STR (parse (GROUP ("{\"name\":\"c1\",\"properties\":{\"image\":\"busybox\",\"environmentVariables\":[{\"name\":\"A-B\",\"value\":\"x\"}],\"resources\":{\"requests\":{\"cpu\":1,\"memoryInGB\":1}}}}", ""), NULL),
+  CHECK_STR (parse (GROUP ("{\"name\":\"c1\",\"properties\":{\"image\":\"busybox\",\"environmentVariables\":[{\"name\":"
+                           "\"A-B\",\"value\":\"x\"}],\"resources\":{\"requests\":{\"cpu\":1,\"memoryInGB\":1}}}}",
+                           ""),
+                    NULL),
              "InvalidEnvironmentVariable/400");
   CHECK_STR (parse ("{\"location\":\"local\",\"properties\":{\"osType\":\"Linux\",\"containers\":[]}}", NULL),
              "MissingRequiredProperty/400");
@@ -94,11 +123,12 @@ static void
 test_canonical_and_output (void)
 {
   json_t *spec = NULL;
-  const char *body = "{\"LOCATION\":\"local\",\"unknownTop\":1,\"properties\":{\"OSTYPE\":\"linux\",\"extra\":{\"x\":1},"
-                     "\"containers\":[{\"name\":\"c1\",\"properties\":{\"image\":\"busybox\",\"environmentVariables\":"
-                     "[{\"name\":\"A\",\"value\":\"1\"},{\"name\":\"S\",\"secureValue\":\"hunter2\"}],"
-                     "\"resources\":{\"requests\":{\"CPU\":1,\"MemoryInGB\":1.5}}}}],"
-                     "\"imageRegistryCredentials\":[{\"server\":\"r.example\",\"username\":\"u\",\"password\":\"pw\"}]}}";
+  const char *body
+      = "{\"LOCATION\":\"local\",\"unknownTop\":1,\"properties\":{\"OSTYPE\":\"linux\",\"extra\":{\"x\":1},"
+        "\"containers\":[{\"name\":\"c1\",\"properties\":{\"image\":\"busybox\",\"environmentVariables\":"
+        "[{\"name\":\"A\",\"value\":\"1\"},{\"name\":\"S\",\"secureValue\":\"hunter2\"}],"
+        "\"resources\":{\"requests\":{\"CPU\":1,\"MemoryInGB\":1.5}}}}],"
+        "\"imageRegistryCredentials\":[{\"server\":\"r.example\",\"username\":\"u\",\"password\":\"pw\"}]}}";
   CHECK_STR (parse (body, &spec), "OK");
   if (spec == NULL)
     return;
@@ -110,14 +140,21 @@ test_canonical_and_output (void)
   json_t *c0 = json_object_get (json_array_get (json_object_get (props, "containers"), 0), "properties");
   json_t *req = json_object_get (json_object_get (c0, "resources"), "requests");
   CHECK (json_real_value (json_object_get (req, "memoryInGB")) == 1.5);
-  model_group_view_t v = { .sub = "s", .rg = "RG", .name = "g1", .location = "local", .spec = spec,
-                           .provisioning_state = "Pending", .state = NULL, .events = NULL };
+  model_group_view_t v = { .sub = "s",
+                           .rg = "RG",
+                           .name = "g1",
+                           .location = "local",
+                           .spec = spec,
+                           .provisioning_state = "Pending",
+                           .state = NULL,
+                           .events = NULL };
   json_t *out = model_group_to_arm (&v, 1);
   char *text = json_dumps (out, JSON_COMPACT);
   CHECK (strstr (text, "hunter2") == NULL);
   CHECK (strstr (text, "\"pw\"") == NULL);
   CHECK (strstr (text, "\"name\":\"S\"") != NULL);
-  CHECK (strstr (text, "/subscriptions/s/resourceGroups/RG/providers/Microsoft.ContainerInstance/containerGroups/g1") != NULL);
+  CHECK (strstr (text, "/subscriptions/s/resourceGroups/RG/providers/Microsoft.ContainerInstance/containerGroups/g1")
+         != NULL);
   CHECK (strstr (text, "\"instanceView\"") != NULL);
   free (text);
   json_decref (out);
