@@ -172,6 +172,7 @@ agent_start (const agent_config_t *cfg, store_t *store, agent_t **out, skiff_err
   pthread_mutex_init (&a->lock, NULL);
   pthread_cond_init (&a->cond, NULL);
   pthread_mutex_init (&a->watch_lock, NULL);
+  pthread_rwlock_init (&a->images_lock, NULL);
   a->rcfg.runtime_path = a->cfg.runtime_path;
   a->rcfg.id_shift = cfg->id_shift;
   a->rcfg.id_range = cfg->id_range;
@@ -261,5 +262,63 @@ agent_stop (agent_t *a)
   pthread_mutex_destroy (&a->lock);
   pthread_cond_destroy (&a->cond);
   pthread_mutex_destroy (&a->watch_lock);
+  pthread_rwlock_destroy (&a->images_lock);
   free (a);
+}
+
+int
+agent_prune_images (agent_t *a, int *removed, skiff_error_t *err)
+{
+  pthread_rwlock_wrlock (&a->images_lock);
+  /* every group folder lists the manifests its containers run from */
+  size_t n = 0, cap = 16;
+  char **keep = calloc (cap, sizeof (char *));
+  if (keep == NULL)
+    abort ();
+  cleanup_free char *groups = skiff_strdup_printf ("%s/groups", a->cfg.data_dir);
+  cleanup_dir DIR *d = opendir (groups);
+  struct dirent *de;
+  while (d && (de = readdir (d)))
+    {
+      if (de->d_name[0] == '.')
+        continue;
+      cleanup_free char *path = skiff_strdup_printf ("%s/%s/images", groups, de->d_name);
+      cleanup_free char *buf = NULL;
+      skiff_error_t e = NULL;
+      if (skiff_read_file (path, 1 << 20, &buf, NULL, &e) < 0)
+        {
+          skiff_error_release (&e);
+          cleanup_free char *cdir = skiff_strdup_printf ("%s/%s/containers", groups, de->d_name);
+          struct stat st;
+          if (stat (cdir, &st) == 0)
+            {
+              /* a group whose images are not recorded may run from any layer: keep them all */
+              pthread_rwlock_unlock (&a->images_lock);
+              skiff_strv_free (keep);
+              return skiff_error_arm (err, 409, "ImagesInUseUnknown",
+                                      "Group folder %s does not record its images; nothing was pruned.", de->d_name);
+            }
+          continue;
+        }
+      for (char *save = NULL, *line = strtok_r (buf, "\n", &save); line; line = strtok_r (NULL, "\n", &save))
+        {
+          if (n + 2 > cap)
+            {
+              cap *= 2;
+              keep = realloc (keep, cap * sizeof (char *));
+              if (keep == NULL)
+                abort ();
+            }
+          keep[n++] = skiff_strdup (line);
+          keep[n] = NULL;
+        }
+    }
+  int r = image_gc (a->images, (const char *const *)keep, err);
+  pthread_rwlock_unlock (&a->images_lock);
+  skiff_strv_free (keep);
+  if (r < 0)
+    return -1;
+  *removed = r;
+  log_info ("pruned %d unused image objects", r);
+  return 0;
 }

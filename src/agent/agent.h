@@ -42,6 +42,10 @@ void agent_notify (agent_t *a, const char *group_id);
 int agent_read_logs (agent_t *a, const char *group_id, const char *container, int tail, int timestamps, char **out,
                      skiff_error_t *err);
 
+/* Removes unpacked layers and blobs that no group on this host uses; *removed tells how
+ * many. Waits for creates that are between pulling and recording their images. */
+int agent_prune_images (agent_t *a, int *removed, skiff_error_t *err);
+
 /* Stops the threads (containers keep running: skiffd is crash-only). */
 void agent_stop (agent_t *a);
 

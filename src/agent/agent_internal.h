@@ -26,6 +26,7 @@ struct agent
   char *runtime_root;
   store_t *store;
   image_store_t *images;
+  pthread_rwlock_t images_lock; /* read: a create between pulling and recording its images; write: prune */
   runtime_config_t rcfg;
   runtime_host_t host;
 

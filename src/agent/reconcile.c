@@ -377,7 +377,10 @@ create_group (agent_t *a, store_group_t *g, skiff_error_t *err)
   cleanup_free char *etc_hosts = skiff_strdup_printf ("%s/etc/hosts", gdir);
   cleanup_free char *etc_hostname = skiff_strdup_printf ("%s/etc/hostname", gdir);
   cleanup_free char *etc_resolv = skiff_strdup_printf ("%s/etc/resolv.conf", gdir);
-  /* pull every image first: nothing is started unless all of them are there */
+  /* pull every image first: nothing is started unless all of them are there. A prune waits
+     until the images this group uses are recorded in its folder. */
+  pthread_rwlock_rdlock (&a->images_lock);
+  int images_locked = 1;
   for (size_t i = 0; i < n; i++)
     {
       json_t *c = i < n_init ? json_array_get (inits, i) : json_array_get (conts, i - n_init);
@@ -404,6 +407,24 @@ create_group (agent_t *a, store_group_t *g, skiff_error_t *err)
       cleanup_free char *ok = skiff_strdup_printf ("Successfully pulled image \"%s\"", image);
       store_event_add (a->store, g->id, name, "Pulled", "Normal", ok, skiff_now_ns (), 0, NULL);
     }
+
+  {
+    size_t total = 0;
+    for (size_t i = 0; i < n; i++)
+      total += strlen (images[i]->manifest_digest) + 1;
+    cleanup_free char *list = calloc (total + 1, 1);
+    if (list == NULL)
+      abort ();
+    for (size_t i = 0; i < n; i++)
+      {
+        strcat (list, images[i]->manifest_digest);
+        strcat (list, "\n");
+      }
+    if (write_small (gdir, "images", list, err) < 0)
+      goto out;
+  }
+  pthread_rwlock_unlock (&a->images_lock);
+  images_locked = 0;
 
   if (runtime_pin_namespaces (ns, g->name, err) < 0 || write_etc (gdir, g->name, err) < 0)
     goto out;
@@ -498,6 +519,8 @@ create_group (agent_t *a, store_group_t *g, skiff_error_t *err)
     }
   rc = 0;
 out:
+  if (images_locked)
+    pthread_rwlock_unlock (&a->images_lock);
   for (size_t i = 0; i < n; i++)
     if (images[i])
       image_free (images[i]);

@@ -672,6 +672,17 @@ handle_operation (call_t *c, const char *op_id)
 static void
 handle_provider_locations (call_t *c, const char *loc, const char *what, int n_after)
 {
+  if (!strcasecmp (what, "cachedImages") && n_after == 1 && seg_is (c, c->path.n - 1, "prune"))
+    {
+      /* skiff's own action: remove image layers no group on this host uses */
+      if (!method_is (c, "POST"))
+        return reply_error (c, 405, "MethodNotAllowed", "Use POST to prune cached images.", NULL);
+      int removed = 0;
+      cleanup_error skiff_error_t err = NULL;
+      if (c->ctx->agent && agent_prune_images (c->ctx->agent, &removed, &err) < 0)
+        return reply_skiff_error (c, err);
+      return reply_json (c, 200, json_pack ("{s:i}", "removed", removed));
+    }
   if (!method_is (c, "GET"))
     return reply_error (c, 405, "MethodNotAllowed", "The method is not allowed for this resource.", NULL);
   if (!strcasecmp (what, "operations") && n_after == 1)

@@ -242,5 +242,8 @@ int cli_group_create (struct cli_ctx *ctx, struct cli_args *args, skiff_error_t 
 int cli_group_show (struct cli_ctx *ctx, struct cli_args *args, skiff_error_t *err);
 int cli_group_list (struct cli_ctx *ctx, struct cli_args *args, skiff_error_t *err);
 int cli_group_delete (struct cli_ctx *ctx, struct cli_args *args, skiff_error_t *err);
+/* `skiff image prune`: removes image layers no container group on the host uses. */
+extern const struct cli_opt cli_image_prune_opts[];
+int cli_image_prune (struct cli_ctx *ctx, struct cli_args *args, skiff_error_t *err);
 
 #endif

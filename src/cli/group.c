@@ -164,3 +164,23 @@ cli_group_delete (struct cli_ctx *ctx, struct cli_args *args, skiff_error_t *err
   cli_response_clear (&r);
   return rc;
 }
+
+const struct cli_opt cli_image_prune_opts[] = { CLI_OPT_END };
+
+int
+cli_image_prune (struct cli_ctx *ctx, struct cli_args *args, skiff_error_t *err)
+{
+  (void)args;
+  const char *sub = cli_subscription (err);
+  if (sub == NULL)
+    return -1;
+  cleanup_free char *path = skiff_strdup_printf (
+      "/subscriptions/%s/providers/Microsoft.ContainerInstance/locations/local/cachedImages/prune?api-version=2023-05-01",
+      sub);
+  struct cli_response r;
+  if (cli_http_call ("POST", path, NULL, &r, err) < 0)
+    return -1;
+  int rc = cli_print (stdout, r.body, ctx->output, NULL, 0, err);
+  cli_response_clear (&r);
+  return rc;
+}

@@ -43,6 +43,8 @@ static const struct command commands[] = {
   { "group", "show", "Show a resource group.", cli_group_show_opts, cli_group_show },
   { "group", "list", "List resource groups.", cli_group_list_opts, cli_group_list },
   { "group", "delete", "Delete a resource group.", cli_group_delete_opts, cli_group_delete },
+  { "image", "prune", "Remove cached image layers that no container group uses.", cli_image_prune_opts,
+    cli_image_prune },
   { NULL, "version", "Show the version of skiff.", no_opts, cmd_version },
 };
 #define N_COMMANDS (sizeof commands / sizeof commands[0])
