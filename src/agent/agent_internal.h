@@ -70,4 +70,12 @@ void *agent_watch_main (void *arg);
 /* Stops and removes everything a group has on the host. keep_logs keeps logs/. */
 void agent_teardown_group (agent_t *a, const char *group_id, int keep_logs);
 
+typedef enum
+{
+  TEARDOWN_ALL,       /* the whole group folder */
+  TEARDOWN_KEEP_LOGS, /* everything but logs/ */
+  TEARDOWN_RUNTIME    /* mounts, namespaces, cgroups, runtime containers; logs and final state stay */
+} teardown_t;
+void agent_teardown (agent_t *a, const char *group_id, teardown_t mode);
+
 #endif

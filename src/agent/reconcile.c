@@ -62,6 +62,13 @@ container_id (const char *group_id, const char *name)
 void
 agent_teardown_group (agent_t *a, const char *group_id, int keep_logs)
 {
+  agent_teardown (a, group_id, keep_logs ? TEARDOWN_KEEP_LOGS : TEARDOWN_ALL);
+}
+
+void
+agent_teardown (agent_t *a, const char *group_id, teardown_t mode)
+{
+  int keep_logs = mode != TEARDOWN_ALL;
   cleanup_free char *gdir = agent_group_dir (a, group_id);
   agent_unwatch_group (a, group_id);
   if (monclient_monitor_alive (gdir))
@@ -113,7 +120,9 @@ agent_teardown_group (agent_t *a, const char *group_id, int keep_logs)
   static const char *const files[]
       = { "containers", "ns",           "monitor.json", "state.json", "events.jsonl", "generation",
           "spec.hash",  "monitor.sock", "monitor.pid",  "run",        "etc",          NULL };
-  for (const char *const *f = files; *f; f++)
+  /* a finished run keeps what tells it finished (state, events, generation, spec hash) */
+  static const char *const runtime_files[] = { "containers", "ns", "run", "etc", NULL };
+  for (const char *const *f = mode == TEARDOWN_RUNTIME ? runtime_files : files; *f; f++)
     {
       cleanup_free char *p = skiff_strdup_printf ("%s/%s", gdir, *f);
       if (skiff_rm_rf (p, &e) < 0)
@@ -672,7 +681,11 @@ agent_reconcile (agent_t *a, const char *group_id)
             json_decref (state);
             json_decref (events);
             if (exited)
-              goto done;
+              {
+                /* the run is over: give back its mounts, namespaces and cgroups; logs stay */
+                agent_teardown (a, g.id, TEARDOWN_RUNTIME);
+                goto done;
+              }
           }
         log_warn ("group %s: its monitor is gone; starting the group again", g.id);
       }

@@ -229,3 +229,21 @@ def test_update_replaces_spec(skiffd):
         time.sleep(0.1)
     assert "v=two" in skiffd.logs("upd", "u", "c1")
     skiffd.delete_group("upd", "u")
+
+
+def test_finished_group_gives_back_mounts_but_keeps_logs(skiffd):
+    skiffd.ensure_rg("done")
+    before = set(os.listdir(os.path.join(skiffd.data, "groups")))
+    skiffd.put_group("done", "job", group_body([("c1", image("busybox:latest"), ["echo", "finished"])],
+                                               policy="Never"))
+    skiffd.wait_state("done", "job", "Succeeded")
+    new = set(os.listdir(os.path.join(skiffd.data, "groups"))) - before
+    assert len(new) == 1
+    gdir = os.path.join(skiffd.data, "groups", new.pop())
+    deadline = time.time() + 10
+    while time.time() < deadline and any(gdir in l.split()[4] for l in open("/proc/self/mountinfo")):
+        time.sleep(0.1)
+    assert not any(gdir in l.split()[4] for l in open("/proc/self/mountinfo"))
+    assert skiffd.logs("done", "job", "c1") == "finished\n"
+    assert state(skiffd.get_group("done", "job")[1]) == "Succeeded"
+    skiffd.delete_group("done", "job")
