@@ -51,6 +51,7 @@ def test_create_get_list_delete(skiffd):
     while "SECRET=s3cr3t-value" not in skiffd.logs("crud", "g2", "c1") and time.time() < deadline:
         time.sleep(0.1)
     assert "SECRET=s3cr3t-value" in skiffd.logs("crud", "g2", "c1")
+    assert "s3cr3t-value" not in skiffd.log()  # never in skiffd's own log
     # list per resource group and per subscription, without instance views
     st, lst, _ = skiffd.request("GET", skiffd.cg_path("crud") + "?api-version=" + API)
     assert st == 200 and sorted(x["name"] for x in lst["value"]) == ["g1", "g2"]
@@ -247,3 +248,13 @@ def test_finished_group_gives_back_mounts_but_keeps_logs(skiffd):
     assert skiffd.logs("done", "job", "c1") == "finished\n"
     assert state(skiffd.get_group("done", "job")[1]) == "Succeeded"
     skiffd.delete_group("done", "job")
+
+
+def test_api_not_reachable_from_a_container(skiffd):
+    skiffd.ensure_rg("iso")
+    cmd = ["sh", "-c", f"wget -T 2 -qO- http://127.0.0.1:{skiffd.port}/subscriptions >/dev/null 2>&1 "
+                       f"&& echo REACHED || echo BLOCKED"]
+    skiffd.put_group("iso", "probe", group_body([("c1", image("busybox:latest"), cmd)], policy="Never"))
+    skiffd.wait_state("iso", "probe", ("Succeeded", "Failed"))
+    assert skiffd.logs("iso", "probe", "c1") == "BLOCKED\n"
+    skiffd.delete_group("iso", "probe")
