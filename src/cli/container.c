@@ -666,8 +666,10 @@ cli_container_create (struct cli_ctx *ctx, struct cli_args *args, skiff_error_t 
   return print_group (ctx, final, err);
 }
 
-int
-cli_container_show (struct cli_ctx *ctx, struct cli_args *args, skiff_error_t *err)
+/* GETs the group named by --name/--resource-group into *out (new reference, may be NULL
+ * when the server sent no JSON). */
+static int
+fetch_group (struct cli_args *args, json_t **out, skiff_error_t *err)
 {
   const char *name = NULL, *rg = NULL;
   if (name_and_group (args, &name, &rg, err) < 0)
@@ -679,8 +681,18 @@ cli_container_show (struct cli_ctx *ctx, struct cli_args *args, skiff_error_t *e
   struct cli_response r;
   if (cli_http_call ("GET", path, NULL, &r, err) < 0)
     return -1;
-  int rc = print_group (ctx, r.body, err);
+  *out = r.body ? json_incref (r.body) : NULL;
   cli_response_clear (&r);
+  return 0;
+}
+
+int
+cli_container_show (struct cli_ctx *ctx, struct cli_args *args, skiff_error_t *err)
+{
+  cleanup_json json_t *g = NULL;
+  if (fetch_group (args, &g, err) < 0)
+    return -1;
+  int rc = print_group (ctx, g, err);
   return rc;
 }
 
@@ -951,18 +963,9 @@ cli_container_logs (struct cli_ctx *ctx, struct cli_args *args, skiff_error_t *e
 int
 cli_container_export (struct cli_ctx *ctx, struct cli_args *args, skiff_error_t *err)
 {
-  const char *name = NULL, *rg = NULL;
-  if (name_and_group (args, &name, &rg, err) < 0)
+  cleanup_json json_t *g = NULL;
+  if (fetch_group (args, &g, err) < 0)
     return -1;
-  const char *sub = cli_subscription (err);
-  if (sub == NULL)
-    return -1;
-  cleanup_free char *path = cli_cg_path (sub, rg, name, NULL, CLI_API_ACI, NULL);
-  struct cli_response r;
-  if (cli_http_call ("GET", path, NULL, &r, err) < 0)
-    return -1;
-  cleanup_json json_t *g = json_incref (r.body);
-  cli_response_clear (&r);
   if (!json_is_object (g))
     return skiff_error_set (err, 0, "the server answered with no container group");
 

@@ -174,9 +174,9 @@ cli_image_prune (struct cli_ctx *ctx, struct cli_args *args, skiff_error_t *err)
   const char *sub = cli_subscription (err);
   if (sub == NULL)
     return -1;
-  cleanup_free char *path = skiff_strdup_printf (
-      "/subscriptions/%s/providers/Microsoft.ContainerInstance/locations/local/cachedImages/prune?api-version=2023-05-01",
-      sub);
+  cleanup_free char *path = skiff_strdup_printf ("/subscriptions/%s/providers/Microsoft.ContainerInstance/locations/"
+                                                 "local/cachedImages/prune?api-version=2023-05-01",
+                                                 sub);
   struct cli_response r;
   if (cli_http_call ("POST", path, NULL, &r, err) < 0)
     return -1;
