@@ -186,6 +186,16 @@ agent_start (const agent_config_t *cfg, store_t *store, agent_t **out, skiff_err
     return skiff_error_wrap (err, "prepare host");
   if (report && *report)
     log_info ("host: %s", report);
+  {
+    json_t *profile = runtime_seccomp_default ();
+    skiff_error_t e = NULL;
+    if (runtime_seccomp_compile (profile, &a->host.seccomp_bpf_b64, &e) < 0)
+      {
+        log_warn ("seccomp profile left to the runtime to compile: %s", e->msg);
+        skiff_error_release (&e);
+      }
+    json_decref (profile);
+  }
 
   image_store_config_t icfg = { .data_dir = a->cfg.data_dir,
                                 .uid_shift = cfg->id_shift,
@@ -255,6 +265,7 @@ agent_stop (agent_t *a)
   close (a->epfd);
   close (a->wake_fd);
   image_store_close (a->images);
+  free (a->host.seccomp_bpf_b64);
   free ((char *)a->cfg.data_dir);
   free ((char *)a->cfg.monitor_path);
   free ((char *)a->cfg.runtime_path);

@@ -371,6 +371,7 @@ create_group (agent_t *a, store_group_t *g, skiff_error_t *err)
     return -1;
   chmod (gdir, 0711);
   store_group_set_status (a->store, g->id, "Creating", NULL, NULL, 0, NULL);
+  int64_t t0 = skiff_monotonic_ns ();
 
   json_t *props = json_object_get (g->spec, "properties");
   json_t *inits = json_object_get (props, "initContainers");
@@ -434,6 +435,7 @@ create_group (agent_t *a, store_group_t *g, skiff_error_t *err)
   }
   pthread_rwlock_unlock (&a->images_lock);
   images_locked = 0;
+  int64_t t_pulled = skiff_monotonic_ns ();
 
   if (runtime_pin_namespaces (ns, g->name, err) < 0 || write_etc (gdir, g->name, err) < 0)
     goto out;
@@ -515,8 +517,12 @@ create_group (agent_t *a, store_group_t *g, skiff_error_t *err)
         || write_small (gdir, "spec.hash", hash, err) < 0 || write_small (gdir, "generation", gen, err) < 0)
       goto out;
   }
+  int64_t t_prepared = skiff_monotonic_ns ();
   if (monclient_spawn (a->cfg.monitor_path, gdir, err) < 0)
     goto out;
+  log_debug ("group %s: images %.1f ms, namespaces+rootfs+bundles %.1f ms, monitor ready %.1f ms", g->id,
+             (double)(t_pulled - t0) / 1e6, (double)(t_prepared - t_pulled) / 1e6,
+             (double)(skiff_monotonic_ns () - t_prepared) / 1e6);
   skiff_error_t werr = NULL;
   if (agent_watch_group (a, g->id, &werr) < 0)
     {

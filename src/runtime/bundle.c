@@ -206,8 +206,12 @@ runtime_build_spec (const runtime_config_t *cfg, const runtime_host_t *host, con
                               "namespaces", namespaces, "resources", resources, "maskedPaths",
                               strv_json (masked_paths, sizeof masked_paths / sizeof masked_paths[0]), "readonlyPaths",
                               strv_json (readonly_paths, sizeof readonly_paths / sizeof readonly_paths[0]), "seccomp",
-                              runtime_seccomp_default ());
+                              json_null ());
   json_decref (mapping);
+  if (host && host->seccomp_bpf_b64 && runtime_is_crun (cfg))
+    json_object_del (linux_, "seccomp"); /* the precompiled filter goes in an annotation */
+  else
+    json_object_set_new (linux_, "seccomp", runtime_seccomp_default ());
   if (spec->cgroup_path)
     json_object_set_new (linux_, "cgroupsPath", json_string (spec->cgroup_path));
 
@@ -218,6 +222,8 @@ runtime_build_spec (const runtime_config_t *cfg, const runtime_host_t *host, con
     return skiff_error_set (err, ENOMEM, "build OCI spec");
   if (spec->ns_dir == NULL && spec->hostname && spec->hostname[0])
     json_object_set_new (root, "hostname", json_string (spec->hostname));
+  if (host && host->seccomp_bpf_b64 && runtime_is_crun (cfg))
+    json_object_set_new (root, "annotations", json_pack ("{s:s}", "run.oci.seccomp_bpf_data", host->seccomp_bpf_b64));
   *out = root;
   return 0;
 }

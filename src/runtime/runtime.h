@@ -65,7 +65,12 @@ typedef struct
   uint64_t nproc_hard;      /* skiffd's RLIMIT_NPROC hard limit */
   int swap_accounting;      /* memory+swap limit files exist (v1 memory.memsw.*, v2 memory.swap.max) */
   char runtime_version[64]; /* first line of `<runtime> --version` */
+  char *seccomp_bpf_b64;    /* the default profile compiled to BPF (crun only), NULL if not; owned */
 } runtime_host_t;
+
+/* Compiles a seccomp profile in OCI JSON form (as runtime_seccomp_default returns) to
+ * classic BPF with libseccomp, base64-encoded in *b64_out (owned). */
+int runtime_seccomp_compile (json_t *profile, char **b64_out, skiff_error_t *err);
 
 /* Makes the host able to run containers, idempotently, at skiffd start: detects the
  * cgroup layout (pure v2, pure v1, or hybrid, in which case controllers still owned by

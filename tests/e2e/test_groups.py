@@ -258,3 +258,24 @@ def test_api_not_reachable_from_a_container(skiffd):
     skiffd.wait_state("iso", "probe", ("Succeeded", "Failed"))
     assert skiffd.logs("iso", "probe", "c1") == "BLOCKED\n"
     skiffd.delete_group("iso", "probe")
+
+
+def test_security_defaults(skiffd):
+    skiffd.ensure_rg("sec")
+    script = ("grep -E '^(Seccomp|NoNewPrivs|CapBnd|CapEff):' /proc/self/status; cat /proc/self/uid_map; "
+              "unshare -U true 2>/dev/null && echo UNSHARE-ALLOWED || echo UNSHARE-DENIED; "
+              "mount -t tmpfs none /mnt 2>/dev/null && echo MOUNT-ALLOWED || echo MOUNT-DENIED; "
+              "cat /proc/kcore >/dev/null 2>&1 && echo KCORE || echo NOKCORE; "
+              "echo 1 > /proc/sys/kernel/domainname 2>/dev/null && echo SYSCTL-WRITABLE || echo SYSCTL-RO; id -u")
+    skiffd.put_group("sec", "sec", group_body([("c1", image("busybox:latest"), ["sh", "-c", script])],
+                                              policy="Never"))
+    skiffd.wait_state("sec", "sec", ("Succeeded", "Failed"))
+    out = skiffd.logs("sec", "sec", "c1")
+    assert "Seccomp:\t2" in out, out
+    assert "NoNewPrivs:\t1" in out
+    assert "CapBnd:\t00000000a80425fb" in out  # docker's default capability set
+    assert re.search(r"^\s*0\s+100000\s+65536$", out, re.M), out  # a user namespace
+    for word in ("UNSHARE-DENIED", "MOUNT-DENIED", "NOKCORE", "SYSCTL-RO"):
+        assert word in out, out
+    assert out.strip().endswith("0")
+    skiffd.delete_group("sec", "sec")
