@@ -34,7 +34,7 @@ static int
 write_small (const char *dir, const char *name, const char *value, skiff_error_t *err)
 {
   cleanup_free char *path = skiff_strdup_printf ("%s/%s", dir, name);
-  return skiff_write_file_atomic (path, value, strlen (value), 0600, err);
+  return skiff_write_file_replace (path, value, strlen (value), 0600, err);
 }
 
 /* sha256 of the canonical spec: tells a restart (same spec) from an update. */
@@ -338,9 +338,9 @@ write_etc (const char *gdir, const char *hostname, skiff_error_t *err)
   cleanup_free char *p2 = skiff_strdup_printf ("%s/hostname", etc);
   cleanup_free char *p3 = skiff_strdup_printf ("%s/resolv.conf", etc);
   const char *resolv = "# skiff: this group has no external network yet\noptions ndots:0\n";
-  if (skiff_write_file_atomic (p1, hosts, strlen (hosts), 0644, err) < 0
-      || skiff_write_file_atomic (p2, hn, strlen (hn), 0644, err) < 0
-      || skiff_write_file_atomic (p3, resolv, strlen (resolv), 0644, err) < 0)
+  if (skiff_write_file_replace (p1, hosts, strlen (hosts), 0644, err) < 0
+      || skiff_write_file_replace (p2, hn, strlen (hn), 0644, err) < 0
+      || skiff_write_file_replace (p3, resolv, strlen (resolv), 0644, err) < 0)
     return -1;
   return 0;
 }
@@ -513,7 +513,7 @@ create_group (agent_t *a, store_group_t *g, skiff_error_t *err)
     cleanup_free char *hash = spec_hash (g->spec);
     char gen[32];
     snprintf (gen, sizeof (gen), "%lld", (long long)g->generation);
-    if (skiff_write_file_atomic (mpath, mj, strlen (mj), 0600, err) < 0
+    if (skiff_write_file_replace (mpath, mj, strlen (mj), 0600, err) < 0
         || write_small (gdir, "spec.hash", hash, err) < 0 || write_small (gdir, "generation", gen, err) < 0)
       goto out;
   }

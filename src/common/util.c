@@ -37,8 +37,22 @@ skiff_mkdir_p (const char *path, mode_t mode, skiff_error_t *err)
   return 0;
 }
 
+static int write_file (const char *path, const void *data, size_t len, mode_t mode, int sync, skiff_error_t *err);
+
 int
 skiff_write_file_atomic (const char *path, const void *data, size_t len, mode_t mode, skiff_error_t *err)
+{
+  return write_file (path, data, len, mode, 1, err);
+}
+
+int
+skiff_write_file_replace (const char *path, const void *data, size_t len, mode_t mode, skiff_error_t *err)
+{
+  return write_file (path, data, len, mode, 0, err);
+}
+
+static int
+write_file (const char *path, const void *data, size_t len, mode_t mode, int sync, skiff_error_t *err)
 {
   cleanup_free char *tmp = skiff_strdup_printf ("%s.tmp.%d", path, (int)getpid ());
   cleanup_close int fd = open (tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
@@ -60,7 +74,7 @@ skiff_write_file_atomic (const char *path, const void *data, size_t len, mode_t 
       p += w;
       left -= (size_t)w;
     }
-  if (fchmod (fd, mode) < 0 || fsync (fd) < 0)
+  if (fchmod (fd, mode) < 0 || (sync && fsync (fd) < 0))
     {
       int e = errno;
       unlink (tmp);

@@ -14,6 +14,11 @@ int skiff_mkdir_p (const char *path, mode_t mode, skiff_error_t *err);
 /* Writes `len` bytes to `path` atomically (temp file, fsync, rename) with `mode`. */
 int skiff_write_file_atomic (const char *path, const void *data, size_t len, mode_t mode, skiff_error_t *err);
 
+/* Like skiff_write_file_atomic but without fsync: readers never see a partial file and a
+ * process crash keeps it, but a power loss may lose it. For files that are re-created
+ * whenever they are missing or stale (a group's bundle and run files). */
+int skiff_write_file_replace (const char *path, const void *data, size_t len, mode_t mode, skiff_error_t *err);
+
 /* Reads the whole file into a NUL-terminated buffer. Fails with EFBIG when it is
  * larger than `max_len`. On success *out is owned by the caller. */
 int skiff_read_file (const char *path, size_t max_len, char **out, size_t *out_len, skiff_error_t *err);

@@ -257,7 +257,10 @@ void
 ctr_start (struct ctr *c)
 {
   const char *name = c->cfg->name;
-  ctr_delete (c); /* stale state from an earlier run or an earlier monitor */
+  /* stale state from an earlier run or an earlier monitor (crun keeps it in <root>/<id>) */
+  cleanup_free char *state_dir = skiff_strdup_printf ("%s/%s", M.cfg.runtime_root, c->cfg->id);
+  if (access (state_dir, F_OK) == 0)
+    ctr_delete (c);
   ctr_close_pipes (c);
   cleanup_free char *pid_path = skiff_strdup_printf ("%s/run/%s.pid", M.dir, name);
   cleanup_free char *log_path = skiff_strdup_printf ("%s/run/%s.crun.log", M.dir, name);

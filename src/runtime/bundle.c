@@ -241,5 +241,5 @@ runtime_write_bundle (const runtime_config_t *cfg, const runtime_host_t *host, c
   if (text == NULL)
     return skiff_error_set (err, ENOMEM, "serialize OCI spec");
   cleanup_free char *path = skiff_strdup_printf ("%s/config.json", bundle_dir);
-  return skiff_write_file_atomic (path, text, strlen (text), 0600, err);
+  return skiff_write_file_replace (path, text, strlen (text), 0600, err);
 }

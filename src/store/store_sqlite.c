@@ -81,6 +81,18 @@ unlockp (pthread_mutex_t **m)
   pthread_mutex_t *_lk __attribute__ ((cleanup (unlockp))) = &(s)->lock;                                               \
   pthread_mutex_lock (_lk)
 
+/* Observed state and events are re-derived from the monitors' files after a crash, so
+ * their commits skip the fsync (synchronous=NORMAL: safe against process crashes, and the
+ * next durable commit syncs them too). Desired state stays synchronous=FULL. */
+static void
+restore_full_sync (store_t **s)
+{
+  sqlite3_exec ((*s)->db, "PRAGMA synchronous=FULL", NULL, NULL, NULL);
+}
+#define OBSERVED_WRITE(s)                                                                                              \
+  store_t *_obs __attribute__ ((cleanup (restore_full_sync))) = (s);                                                   \
+  sqlite3_exec ((s)->db, "PRAGMA synchronous=NORMAL", NULL, NULL, NULL)
+
 static int
 prepare (store_t *s, const char *sql, sqlite3_stmt **st, skiff_error_t *err)
 {
@@ -609,6 +621,7 @@ store_group_set_status (store_t *s, const char *id, const char *provisioning_sta
                         json_t *containers_view, int64_t monitor_seq, skiff_error_t *err)
 {
   LOCKED (s);
+  OBSERVED_WRITE (s);
   cleanup_stmt sqlite3_stmt *st = NULL;
   if (prepare (s,
                "UPDATE groups SET provisioning_state=COALESCE(?1, provisioning_state), state=COALESCE(?2, state), "
@@ -707,6 +720,7 @@ store_event_add (store_t *s, const char *group_id, const char *container, const 
                  const char *message, int64_t ts_ns, int replace_message, skiff_error_t *err)
 {
   LOCKED (s);
+  OBSERVED_WRITE (s);
   int64_t last_seq = -1;
   {
     cleanup_stmt sqlite3_stmt *st = NULL;
