@@ -101,7 +101,7 @@ on_exit 'rm -rf "$BENCH_TMP"'
 skiffd_start() {
   SKIFF_DATA=$(mktemp -d "${TMPDIR:-/tmp}/skiff-bench-data.XXXXXX")
   SKIFF_LOG=$BENCH_TMP/skiffd.$(basename "$SKIFF_DATA").log
-  setsid "$SKIFF_BUILD/skiffd" --data "$SKIFF_DATA" --port 0 --insecure-registry "$REGISTRY" \
+  SKIFF_DEBUG=${BENCH_SKIFF_DEBUG:-0} setsid "$SKIFF_BUILD/skiffd" --data "$SKIFF_DATA" --port 0 --insecure-registry "$REGISTRY" \
     --backoff-initial-ms 200 --stop-grace 1 "$@" >"$SKIFF_LOG" 2>&1 </dev/null &
   SKIFF_PID=$!
   on_exit "skiffd_stop_one '$SKIFF_DATA' '$SKIFF_PID'"

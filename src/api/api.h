@@ -13,6 +13,11 @@
 
 struct store;
 struct agent;
+typedef struct api_cache api_cache_t;
+
+/* A cache of rendered GET responses (see cache.c); the API works without one. */
+api_cache_t *api_cache_new (void);
+void api_cache_free (api_cache_t *c);
 
 typedef struct
 {
@@ -23,7 +28,8 @@ typedef struct
   const char *tenant_id;
   const char *admin_token;
   model_limits_t limits;
-  int page_size; /* list page size (default 100) */
+  int page_size;      /* list page size (default 100) */
+  api_cache_t *cache; /* may be NULL */
 } api_ctx_t;
 
 typedef struct

@@ -258,7 +258,8 @@ main (int argc, char **argv)
           .limits = { .host_cpus = (double)sysconf (_SC_NPROCESSORS_ONLN) * overcommit,
                       .host_memory_gb = (double)si.totalram * si.mem_unit / (1024.0 * 1024 * 1024) * overcommit,
                       .locations = locations },
-          .page_size = 100 };
+          .page_size = 100,
+          .cache = api_cache_new () };
   api_server_t *server = NULL;
   if (api_server_start (&ctx, listen_addr, port, api_threads, &server, &err) < 0)
     {
@@ -277,6 +278,7 @@ main (int argc, char **argv)
   api_server_stop (server);
   agent_stop (agent);
   store_close (store);
+  api_cache_free (ctx.cache);
   for (int i = 0; i < n_locations; i++)
     if (locations_owned)
       free ((char *)locations[i]);

@@ -41,6 +41,10 @@ typedef struct store store_t;
 int store_open_sqlite (const char *path, store_t **out, skiff_error_t *err);
 void store_close (store_t *s);
 
+/* A counter that grows with every row written (before the write is visible to readers
+ * that come after it). Equal values before and after a read mean nothing changed. */
+uint64_t store_change_count (store_t *s);
+
 /* Key/value settings (subscription id, tenant, schema facts). *value NULL when absent. */
 int store_meta_get (store_t *s, const char *key, char **value, skiff_error_t *err);
 int store_meta_set (store_t *s, const char *key, const char *value, skiff_error_t *err);

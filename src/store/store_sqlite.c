@@ -5,6 +5,7 @@
  * microseconds. Schema changes are numbered migrations tracked in user_version. */
 #include <errno.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <sqlite3.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -20,6 +21,7 @@ struct store
 {
   sqlite3 *db;
   pthread_mutex_t lock;
+  _Atomic uint64_t changes; /* bumped on every row written: readers' cheap staleness check */
 };
 
 static const char *const migrations[] = {
@@ -137,6 +139,23 @@ lower_dup (const char *s)
   return skiff_ascii_lower (skiff_strdup (s));
 }
 
+static void
+on_row_change (void *opaque, int op, const char *db, const char *table, sqlite3_int64 rowid)
+{
+  (void)op;
+  (void)db;
+  (void)table;
+  (void)rowid;
+  store_t *s = opaque;
+  atomic_fetch_add (&s->changes, 1);
+}
+
+uint64_t
+store_change_count (store_t *s)
+{
+  return atomic_load (&s->changes);
+}
+
 int
 store_open_sqlite (const char *path, store_t **out, skiff_error_t *err)
 {
@@ -158,6 +177,7 @@ store_open_sqlite (const char *path, store_t **out, skiff_error_t *err)
       return r;
     }
   sqlite3_busy_timeout (s->db, 5000);
+  sqlite3_update_hook (s->db, on_row_change, s);
   if (exec_sql (s, "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON;", err) < 0)
     {
       store_close (s);

@@ -152,6 +152,17 @@ main (void)
       json_decref (j2);
     }
   json_decref (j);
+  /* cached GETs follow every change */
+  j = call ("GET", CG "/g1?api-version=2023-05-01", AUTH, NULL, &st);
+  json_decref (j);
+  j = call ("GET", CG "/g1?api-version=2023-05-01", AUTH, NULL, &st);
+  CHECK (st == 200 && json_object_size (json_object_get (j, "tags")) == 0);
+  json_decref (j);
+  j = call ("PATCH", CG "/g1?api-version=2023-05-01", AUTH, "{\"tags\":{\"c\":\"1\"}}", &st);
+  json_decref (j);
+  j = call ("GET", CG "/G1?api-version=2023-05-01", AUTH, NULL, &st);
+  CHECK_STR (json_string_value (json_object_get (json_object_get (j, "tags"), "c")), "1");
+  json_decref (j);
   /* PATCH tags */
   j = call ("PATCH", CG "/g1?api-version=2023-05-01", AUTH, "{\"tags\":{\"k\":\"v\"}}", &st);
   CHECK (st == 200);
@@ -185,6 +196,7 @@ main (void)
   free (huge);
 
   store_close (store);
+  api_cache_free (ctx.cache);
   char *cmd = skiff_strdup_printf ("rm -rf %s", dir);
   CHECK (system (cmd) == 0);
   free (cmd);

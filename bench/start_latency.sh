@@ -1,0 +1,78 @@
+#!/bin/bash
+# Create-to-running of a cached busybox image: skiff (API PUT -> container Running, polled every
+# 1 ms on one keep-alive connection) vs `podman run --rm ... true` vs bare `crun run` of a bundle.
+#   RUNS (default 20), WARMUP (default 2), POLL_MS (default 1)
+set -euo pipefail
+. "$(dirname "$0")/lib.sh"
+
+RUNS=${RUNS:-20}
+WARMUP=${WARMUP:-2}
+POLL_MS=${POLL_MS:-1}
+IMAGE=$REGISTRY/busybox:latest
+
+need_common
+need_podman
+need hyperfine hyperfine
+registry_up
+cgroup_hybrid_apply
+
+echo "== start_latency: busybox create-to-running, $RUNS runs after $WARMUP warm-ups (host: $(nproc) cores)"
+
+# ---- skiff ----------------------------------------------------------------------------------
+skiffd_start
+log "skiffd $SKIFF_EP (data $SKIFF_DATA)"
+log "skiff: PUT -> Running (sleep 100000), poll every ${POLL_MS} ms; the first warm-up pulls the image"
+"$PY" "$PYHELP" start-latency --image "$IMAGE" --cmd '["sleep","100000"]' --until Running \
+  --runs "$RUNS" --warmup "$WARMUP" --poll-ms "$POLL_MS" --prefix run \
+  --out "$BENCH_TMP/skiff.ms" --put-out "$BENCH_TMP/skiff-put.ms" --breakdown-out "$BENCH_TMP/skiff-start.ms"
+log "skiff: PUT -> Terminated for \`true\` (like podman run --rm true, which waits for the exit)"
+"$PY" "$PYHELP" start-latency --image "$IMAGE" --cmd '["true"]' --until Terminated \
+  --runs "$RUNS" --warmup "$WARMUP" --poll-ms "$POLL_MS" --prefix true \
+  --out "$BENCH_TMP/skiff-true.ms"
+skiffd_stop
+
+# ---- podman ---------------------------------------------------------------------------------
+podman_private
+"${PODMAN[@]}" pull -q --tls-verify=false "$IMAGE" >/dev/null
+log "podman: hyperfine podman run --rm ${PODMAN_RUN_FLAGS[*]} $IMAGE true"
+hyperfine -N --style none --warmup "$WARMUP" --runs "$RUNS" --export-json "$BENCH_TMP/podman.json" \
+  "${PODMAN[*]} run --rm ${PODMAN_RUN_FLAGS[*]} $IMAGE true" >/dev/null
+jq -r '.results[0].times[] * 1000' "$BENCH_TMP/podman.json" >"$BENCH_TMP/podman.ms"
+
+# ---- bare crun ------------------------------------------------------------------------------
+B=$BENCH_TMP/crun-bundle
+mkdir -p "$B/rootfs"
+manifest=$(curl -fsS -H 'Accept: application/vnd.oci.image.manifest.v1+json' "http://$REGISTRY/v2/busybox/manifests/latest")
+for d in $(jq -r '.layers[].digest' <<<"$manifest"); do
+  curl -fsS "http://$REGISTRY/v2/busybox/blobs/$d" | tar -xz -C "$B/rootfs"
+done
+(cd "$B" && crun spec)
+jq '.process.args = ["true"] | .process.terminal = false' "$B/config.json" >"$B/config.json.new"
+mv "$B/config.json.new" "$B/config.json"
+cid=skiff-bench-crun-$$
+on_exit "crun delete -f $cid"
+log "crun: hyperfine crun run --bundle $B $cid"
+hyperfine -N --style none --warmup "$WARMUP" --runs "$RUNS" --export-json "$BENCH_TMP/crun.json" \
+  "crun run --bundle $B $cid" >/dev/null
+jq -r '.results[0].times[] * 1000' "$BENCH_TMP/crun.json" >"$BENCH_TMP/crun.ms"
+
+# ---- summary --------------------------------------------------------------------------------
+med() { "$PY" -c 'import sys,statistics; print("%.3f" % statistics.median(float(x) for x in open(sys.argv[1]).read().split()))' "$1"; }
+s_med=$(med "$BENCH_TMP/skiff.ms"); p_med=$(med "$BENCH_TMP/podman.ms"); c_med=$(med "$BENCH_TMP/crun.ms")
+st_med=$(med "$BENCH_TMP/skiff-true.ms")
+hr
+echo "SUMMARY start_latency (ms; min / median / p90 / max over $RUNS runs)"
+stats "  skiff  PUT -> Running (1 ms poll)      " <"$BENCH_TMP/skiff.ms"
+stats "  skiff  PUT answered                    " <"$BENCH_TMP/skiff-put.ms"
+if [ -s "$BENCH_TMP/skiff-start.ms" ]; then
+  stats "  skiff  PUT sent -> startTime (server)  " <"$BENCH_TMP/skiff-start.ms"
+fi
+stats "  skiff  PUT -> Terminated (true)        " <"$BENCH_TMP/skiff-true.ms"
+stats "  podman run --rm true                   " <"$BENCH_TMP/podman.ms"
+stats "  crun   run (prepared bundle, true)     " <"$BENCH_TMP/crun.ms"
+echo "  ratio podman/skiff (medians, Running)    : $(ratio "$p_med" "$s_med")x"
+echo "  ratio podman/skiff (medians, true->exit) : $(ratio "$p_med" "$st_med")x"
+echo "  ratio skiff/crun   (medians)             : $(ratio "$s_med" "$c_med")x"
+echo "  target p50 < 100 ms                      : $(verdict "$s_med < 100") (p50 $s_med ms)"
+echo "  target >= 5x faster than podman run      : $(verdict "$p_med / $s_med >= 5")"
+hr
