@@ -95,11 +95,12 @@ BENCH_TMP=$(mktemp -d "${TMPDIR:-/tmp}/skiff-bench.XXXXXX")
 on_exit 'rm -rf "$BENCH_TMP"'
 
 # ---- private skiffd ------------------------------------------------------------------------
-# skiffd_start [extra skiffd args]: starts skiffd on a fresh data folder and a free port.
+# skiffd_start [extra skiffd args]: starts skiffd on a fresh data folder (under
+# $SKIFF_DATA_PARENT, default $TMPDIR or /tmp) and a free port.
 # Sets SKIFF_DATA SKIFF_PID SKIFF_EP SKIFF_PORT SKIFF_TOKEN SKIFF_SUB SKIFF_LOG.
 # One instance at a time per script (call skiffd_stop before starting the next).
 skiffd_start() {
-  SKIFF_DATA=$(mktemp -d "${TMPDIR:-/tmp}/skiff-bench-data.XXXXXX")
+  SKIFF_DATA=$(mktemp -d "${SKIFF_DATA_PARENT:-${TMPDIR:-/tmp}}/skiff-bench-data.XXXXXX")
   SKIFF_LOG=$BENCH_TMP/skiffd.$(basename "$SKIFF_DATA").log
   SKIFF_DEBUG=${BENCH_SKIFF_DEBUG:-0} setsid "$SKIFF_BUILD/skiffd" --data "$SKIFF_DATA" --port 0 --insecure-registry "$REGISTRY" \
     --backoff-initial-ms 200 --stop-grace 1 "$@" >"$SKIFF_LOG" 2>&1 </dev/null &
@@ -177,10 +178,11 @@ skiffd_stop_one() {
 skiffd_stop() { skiffd_stop_one "$SKIFF_DATA" "$SKIFF_PID"; }
 
 # ---- podman with a private store -----------------------------------------------------------
-# podman_private: sets PODMAN=(podman --root ... --runroot ...) on a fresh store under BENCH_TMP
+# podman_private: sets PODMAN=(podman --root ... --runroot ...) on a fresh store under
+# $PODMAN_PARENT (default BENCH_TMP)
 podman_private() {
   local d
-  d=$(mktemp -d "$BENCH_TMP/podman.XXXXXX")
+  d=$(mktemp -d "${PODMAN_PARENT:-$BENCH_TMP}/podman.XXXXXX")
   PODMAN=(podman --root "$d/root" --runroot "$d/run" --tmpdir "$d/tmp" --cgroup-manager=cgroupfs
     --events-backend=file)
   mkdir -p "$d/tmp"

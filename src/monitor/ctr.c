@@ -354,6 +354,11 @@ ctr_reaped (struct ctr *c, int wait_status)
   if (oom)
     code = 137;
   log_info ("container %s (pid %d) exited with code %d%s", c->cfg->name, (int)c->pid, code, oom ? " (OOM)" : "");
+  /* Whatever the container wrote before it exited is in the pipes now: log it before the
+     exit is recorded, so a client that sees the exit also sees every line. */
+  for (int s = 0; s < 2; s++)
+    if (c->pipe_fd[s] >= 0 && pipe_read (c, s, 1024))
+      pipe_close (c, s);
   c->pid = 0;
   ctr_delete (c);
   ctr_finish (c, code, mon_detail_status (code, oom));
