@@ -145,7 +145,7 @@ skiff_group_path() { # skiff_group_path RG NAME
 monitor_pids() {
   local data=$1 p arg
   for p in $(pgrep -f skiff-monitor || true); do
-    arg=$(tr '\0' '\n' <"/proc/$p/cmdline" 2>/dev/null | sed -n 2p) || continue
+    arg=$(tr '\0' '\n' 2>/dev/null <"/proc/$p/cmdline" | sed -n 2p) || continue
     case $arg in "$data"/*) echo "$p" ;; esac
   done
 }
@@ -198,6 +198,16 @@ podman_store_remove() {
   awk -v d="$d/" 'index($2, d) == 1 { print $2 }' /proc/self/mounts | sort -r |
     while read -r mp; do umount -l "$mp" 2>/dev/null || true; done
   rm -rf "$d"
+}
+
+# cpu_ticks PID...: summed utime+stime (clock ticks) of those processes
+cpu_ticks() {
+  local p t=0 v
+  for p in "$@"; do
+    v=$(awk '{print $14 + $15}' 2>/dev/null <"/proc/$p/stat") || continue
+    t=$((t + v))
+  done
+  echo $t
 }
 
 # ---- output helpers ------------------------------------------------------------------------

@@ -112,7 +112,7 @@ hr
 echo "SUMMARY pull (seconds; median of $RUNS; values in order of the runs)"
 for m in "${modes[@]}"; do
   s=$(med "$BENCH_TMP/skiff.$m"); p=$(med "$BENCH_TMP/podman.$m")
-  echo "  [$m: data folder / podman store on $(stat -f -c %T "$([ "$m" = disk ] && echo "${TMPDIR:-/tmp}" || echo "$BENCH_TMP/tmpfs")")]"
+  echo "  [$m: data folder / podman store on $(df --output=fstype "$([ "$m" = disk ] && echo "${TMPDIR:-/tmp}" || echo "$BENCH_TMP/tmpfs")" | tail -1)]"
   printf '  %-44s %s s   [%s]\n' "skiff PUT -> Pulled (fresh data folder)" "$s" "$(paste -sd' ' "$BENCH_TMP/skiff.$m")"
   if [ -s "$BENCH_TMP/skiff-server.$m" ]; then
     printf '  %-44s %s s   [%s] (1 s event-timestamp resolution)\n' "skiff Pulling->Pulled events" "$(med "$BENCH_TMP/skiff-server.$m")" "$(paste -sd' ' "$BENCH_TMP/skiff-server.$m")"

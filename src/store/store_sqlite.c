@@ -92,7 +92,7 @@ restore_full_sync (store_t **s)
   sqlite3_exec ((*s)->db, "PRAGMA synchronous=FULL", NULL, NULL, NULL);
 }
 #define OBSERVED_WRITE(s)                                                                                              \
-  store_t *_obs __attribute__ ((cleanup (restore_full_sync))) = (s);                                                   \
+  store_t *_obs __attribute__ ((cleanup (restore_full_sync), unused)) = (s);                                           \
   sqlite3_exec ((s)->db, "PRAGMA synchronous=NORMAL", NULL, NULL, NULL)
 
 static int
