@@ -139,6 +139,18 @@ lower_dup (const char *s)
   return skiff_ascii_lower (skiff_strdup (s));
 }
 
+/* Prepares `sql` whose two parameters are a subscription and a case-insensitive name. */
+static int
+prepare_sub_name (store_t *s, const char *sql, const char *sub, const char *name, sqlite3_stmt **st, skiff_error_t *err)
+{
+  if (prepare (s, sql, st, err) < 0)
+    return -1;
+  cleanup_free char *key = lower_dup (name);
+  bind_text (*st, 1, sub);
+  bind_text (*st, 2, key);
+  return 0;
+}
+
 static void
 on_row_change (void *opaque, int op, const char *db, const char *table, sqlite3_int64 rowid)
 {
@@ -269,11 +281,10 @@ rg_get_locked (store_t *s, const char *sub, const char *name, store_rg_t *out, s
 {
   memset (out, 0, sizeof (*out));
   cleanup_stmt sqlite3_stmt *st = NULL;
-  if (prepare (s, "SELECT name, location, tags FROM resource_groups WHERE sub=? AND name_key=?", &st, err) < 0)
+  if (prepare_sub_name (s, "SELECT name, location, tags FROM resource_groups WHERE sub=? AND name_key=?", sub, name,
+                        &st, err)
+      < 0)
     return -1;
-  cleanup_free char *key = lower_dup (name);
-  bind_text (st, 1, sub);
-  bind_text (st, 2, key);
   int rc = sqlite3_step (st);
   if (rc == SQLITE_ROW)
     {
@@ -369,11 +380,8 @@ store_rg_delete (store_t *s, const char *sub, const char *name, skiff_error_t *e
 {
   LOCKED (s);
   cleanup_stmt sqlite3_stmt *st = NULL;
-  if (prepare (s, "DELETE FROM resource_groups WHERE sub=? AND name_key=?", &st, err) < 0)
+  if (prepare_sub_name (s, "DELETE FROM resource_groups WHERE sub=? AND name_key=?", sub, name, &st, err) < 0)
     return -1;
-  cleanup_free char *key = lower_dup (name);
-  bind_text (st, 1, sub);
-  bind_text (st, 2, key);
   int rc = sqlite3_step (st);
   if (rc != SQLITE_DONE)
     return db_error (s, rc, "delete resource group", err);
@@ -385,11 +393,8 @@ store_rg_count_groups (store_t *s, const char *sub, const char *rg, int64_t *n, 
 {
   LOCKED (s);
   cleanup_stmt sqlite3_stmt *st = NULL;
-  if (prepare (s, "SELECT COUNT(*) FROM groups WHERE sub=? AND rg_key=?", &st, err) < 0)
+  if (prepare_sub_name (s, "SELECT COUNT(*) FROM groups WHERE sub=? AND rg_key=?", sub, rg, &st, err) < 0)
     return -1;
-  cleanup_free char *key = lower_dup (rg);
-  bind_text (st, 1, sub);
-  bind_text (st, 2, key);
   int rc = sqlite3_step (st);
   if (rc != SQLITE_ROW)
     return db_error (s, rc, "count groups", err);
