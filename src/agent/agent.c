@@ -202,6 +202,7 @@ agent_start (const agent_config_t *cfg, store_t *store, agent_t **out, skiff_err
                                 .gid_shift = cfg->id_shift,
                                 .id_range = cfg->id_range,
                                 .insecure_registries = cfg->insecure_registries,
+                                .ca_file = cfg->registry_ca_file,
                                 .max_parallel_layers = 4 };
   if (image_store_open (&icfg, &a->images, err) < 0)
     return skiff_error_wrap (err, "open image store");

@@ -24,6 +24,7 @@ typedef struct
   int stop_grace_seconds;                 /* SIGTERM -> SIGKILL on stop */
   int64_t log_max_bytes;                  /* per container log file */
   const char *const *insecure_registries;
+  const char *registry_ca_file; /* extra CA bundle for registries, may be NULL */
 } agent_config_t;
 
 typedef struct agent agent_t;

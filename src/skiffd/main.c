@@ -34,6 +34,7 @@ usage (FILE *f)
               "  --runtime PATH          OCI runtime (default /usr/bin/crun; runc works too)\n"
               "  --monitor PATH          skiff-monitor binary (default: next to skiffd)\n"
               "  --insecure-registry H   allow plain HTTP to registry H[:port] (repeatable)\n"
+              "  --registry-ca FILE      also trust the CA certificates in FILE for registries\n"
               "  --backoff-initial-ms N  first restart back-off (default 10000)\n"
               "  --backoff-max-ms N      longest restart back-off (default 300000)\n"
               "  --stop-grace N          seconds between SIGTERM and SIGKILL on stop (default 10)\n"
@@ -89,7 +90,7 @@ int
 main (int argc, char **argv)
 {
   const char *data = "/var/lib/skiff", *listen_addr = "127.0.0.1", *runtime = "/usr/bin/crun";
-  const char *monitor = NULL;
+  const char *monitor = NULL, *registry_ca = NULL;
   int port = 8780, workers = 4, api_threads = 2, backoff_initial = 10000, backoff_max = 300000, grace = 10;
   long long log_max = 4 * 1024 * 1024;
   double overcommit = 1.0;
@@ -104,6 +105,7 @@ main (int argc, char **argv)
                                         { "runtime", required_argument, 0, 'r' },
                                         { "monitor", required_argument, 0, 'm' },
                                         { "insecure-registry", required_argument, 0, 'i' },
+                                        { "registry-ca", required_argument, 0, 'C' },
                                         { "backoff-initial-ms", required_argument, 0, 'b' },
                                         { "backoff-max-ms", required_argument, 0, 'B' },
                                         { "stop-grace", required_argument, 0, 'g' },
@@ -140,6 +142,9 @@ main (int argc, char **argv)
         case 'i':
           if (n_insecure < MAX_INSECURE)
             insecure[n_insecure++] = optarg;
+          break;
+        case 'C':
+          registry_ca = optarg;
           break;
         case 'b':
           backoff_initial = atoi (optarg);
@@ -239,7 +244,8 @@ main (int argc, char **argv)
                           .backoff_max_ms = backoff_max,
                           .stop_grace_seconds = grace,
                           .log_max_bytes = log_max,
-                          .insecure_registries = insecure };
+                          .insecure_registries = insecure,
+                          .registry_ca_file = registry_ca };
   agent_t *agent = NULL;
   if (agent_start (&acfg, store, &agent, &err) < 0)
     {

@@ -87,3 +87,37 @@ def _share(d, reg, log):
     assert len(layers) == 4
     for digest in layers:
         assert gets.count(digest) == 1, f"layer {digest} downloaded {gets.count(digest)} times"
+
+
+@pytest.mark.skipif(QUICK, reason="starts a second registry")
+def test_private_registry_with_credentials(registry, tmp_path):
+    """A registry with TLS and basic auth: credentials from imageRegistryCredentials."""
+    from conftest import Skiffd, _finish
+    import tempfile
+    port = "5018"
+    state_dir = f"/tmp/skiff-e2e-registry-{port}"
+    env = dict(os.environ, REGISTRY_PORT=port, OCIFIX_REGISTRY_STATE=state_dir)
+    sh = os.path.join(FIXTURES, "registry.sh")
+    subprocess.run(["bash", sh, "stop"], env=env, capture_output=True)
+    subprocess.run(["bash", sh, "start", "--auth", "--tls"], env=env, check=True, capture_output=True)
+    d = Skiffd(tempfile.mkdtemp(prefix="skiff-e2e-"), ["--registry-ca", os.path.join(state_dir, "ca", "ca.crt")])
+    try:
+        d.ensure_rg("priv")
+        img = f"127.0.0.1:{port}/busybox:latest"
+        d.put_group("priv", "nocreds", group_body([("c1", img, ["echo", "hi"])], policy="Never"))
+        g = d.wait_group("priv", "nocreds", lambda g: g["properties"]["provisioningState"] == "Failed", 60, "Failed")
+        msg = [e["message"] for e in containers(g)["c1"]["events"] if e["name"] == "Failed"][0]
+        assert img in msg
+        creds = [{"server": f"127.0.0.1:{port}", "username": "ocifix", "password": "ocifix-pass"}]
+        out, _ = d.put_group("priv", "withcreds", group_body([("c1", img, ["echo", "private-ok"])], policy="Never",
+                                                             imageRegistryCredentials=creds))
+        assert "ocifix-pass" not in str(out)
+        g = d.wait_state("priv", "withcreds", "Succeeded", 60)
+        assert d.logs("priv", "withcreds", "c1") == "private-ok\n"
+        assert "ocifix-pass" not in str(g) and "ocifix-pass" not in d.log()
+        assert g["properties"]["imageRegistryCredentials"] == [{"server": f"127.0.0.1:{port}", "username": "ocifix"}]
+    finally:
+        try:
+            _finish(d)
+        finally:
+            subprocess.run(["bash", sh, "stop"], env=env, capture_output=True)
