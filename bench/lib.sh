@@ -150,10 +150,11 @@ monitor_pids() {
   done
 }
 
-# skiffd_stop_one DATA PID: deletes every group of that instance (waits until gone), stops it,
-# kills monitors it left behind, unmounts what is left under DATA and removes DATA
+# skiffd_stop_one DATA PID [keep]: deletes every group of that instance (waits until gone),
+# stops it, kills monitors it left behind, unmounts what is left under DATA and removes DATA
+# (unless the third argument is "keep": then the caller removes DATA later)
 skiffd_stop_one() {
-  local data=$1 pid=$2
+  local data=$1 pid=$2 keep=${3:-}
   [ -d "$data" ] || return 0
   if kill -0 "$pid" 2>/dev/null && [ -s "$data/admin.token" ]; then
     local ep tok
@@ -172,10 +173,13 @@ skiffd_stop_one() {
   # anything still mounted under the data folder (deepest first)
   awk -v d="$data/" 'index($2, d) == 1 { print $2 }' /proc/self/mounts | sort -r |
     while read -r mp; do umount -l "$mp" 2>/dev/null || true; done
-  rm -rf "$data"
+  if [ -n "${BENCH_KEEP_LOGS:-}" ] && [ -d "$BENCH_KEEP_LOGS" ]; then
+    cp "$BENCH_TMP/skiffd.$(basename "$data").log" "$BENCH_KEEP_LOGS/" 2>/dev/null || true
+  fi
+  [ "$keep" = keep ] || rm -rf "$data"
 }
 
-skiffd_stop() { skiffd_stop_one "$SKIFF_DATA" "$SKIFF_PID"; }
+skiffd_stop() { skiffd_stop_one "$SKIFF_DATA" "$SKIFF_PID" "${1:-}"; }
 
 # ---- podman with a private store -----------------------------------------------------------
 # podman_private: sets PODMAN=(podman --root ... --runroot ...) on a fresh store under

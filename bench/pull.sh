@@ -18,7 +18,10 @@ cgroup_hybrid_apply
 
 now() { date +%s.%N; }
 elapsed() { "$PY" -c 'import sys; print("%.3f" % (float(sys.argv[2]) - float(sys.argv[1])))' "$1" "$2"; }
-settle() { sync; sleep 1; } # keep the previous run's deletes (ext4 discard) out of the next timed run
+# Deleting a large tree on this ext4 (mounted with discard) makes small-file writes slow for a
+# while afterwards: every run's data (skiff data folders, podman stores, untar trees) is kept
+# until all runs on that file system are done, then removed, and each timed run starts after a sync.
+settle() { sync; sleep 1; }
 
 echo "== pull: big:latest from $REGISTRY, nothing cached, $RUNS runs each (host: $(nproc) cores)"
 
@@ -50,7 +53,7 @@ for f in "$blobs"/*; do uncomp_bytes=$((uncomp_bytes + $(igzip -d -c "$f" | wc -
 # ---- skiff and podman, interleaved ----------------------------------------------------------
 # pull_runs LABEL PARENT-DIR: RUNS runs of each, data folders / stores under PARENT-DIR
 pull_runs() {
-  local label=$1 parent=$2 r line t0 t1
+  local label=$1 parent=$2 r line t0 t1 trash=()
   : >"$BENCH_TMP/skiff.$label"; : >"$BENCH_TMP/skiff-server.$label"; : >"$BENCH_TMP/podman.$label"
   : >"$BENCH_TMP/layers.$label"; : >"$BENCH_TMP/untar.$label"
   for r in $(seq 1 "$RUNS"); do
@@ -64,7 +67,8 @@ pull_runs() {
     # skiffd's own per-layer timing (debug log): "layer sha256:xxx: N bytes unpacked in M ms"
     grep -o 'layer sha256:[0-9a-f]*: [0-9]* bytes unpacked in [0-9]* ms' "$SKIFF_LOG" |
       awk -v r="$r" '{printf "run %s %s %.1fMB %sms\n", r, substr($2,8,12), $3/1e6, $(NF-1)}' >>"$BENCH_TMP/layers.$label" || true
-    skiffd_stop
+    skiffd_stop keep # groups deleted, skiffd stopped; the data folder goes at the end
+    trash+=("$SKIFF_DATA")
 
     PODMAN_PARENT=$parent podman_private
     settle
@@ -74,7 +78,7 @@ pull_runs() {
     t1=$(now)
     log "  $(elapsed "$t0" "$t1") s"
     elapsed "$t0" "$t1" >>"$BENCH_TMP/podman.$label"
-    podman_store_remove "$PODMAN_STORE"
+    trash+=("podman:$PODMAN_STORE")
 
     # the same three layers through igzip | tar into this file system: the unpack floor here
     local x
@@ -84,8 +88,13 @@ pull_runs() {
     for f in "$blobs"/*; do igzip -d -c "$f" | tar -x -C "$x"; done
     t1=$(now)
     elapsed "$t0" "$t1" >>"$BENCH_TMP/untar.$label"
-    rm -rf "$x"
+    trash+=("$x")
   done
+  log "[$label] removing the runs' data"
+  for x in "${trash[@]}"; do
+    case $x in podman:*) podman_store_remove "${x#podman:}" ;; *) rm -rf "$x" ;; esac
+  done
+  settle
 }
 
 modes=()

@@ -19,7 +19,8 @@ cgroup_hybrid_apply
 echo "== start_latency: busybox create-to-running, $RUNS runs after $WARMUP warm-ups (host: $(nproc) cores)"
 
 # ---- skiff ----------------------------------------------------------------------------------
-skiffd_start
+# debug log on: skiffd then logs its own per-group start breakdown
+BENCH_SKIFF_DEBUG=1 skiffd_start
 log "skiffd $SKIFF_EP (data $SKIFF_DATA)"
 log "skiff: PUT -> Running (sleep 100000), poll every ${POLL_MS} ms; the first warm-up pulls the image"
 "$PY" "$PYHELP" start-latency --image "$IMAGE" --cmd '["sleep","100000"]' --until Running \
@@ -29,6 +30,13 @@ log "skiff: PUT -> Terminated for \`true\` (like podman run --rm true, which wai
 "$PY" "$PYHELP" start-latency --image "$IMAGE" --cmd '["true"]' --until Terminated \
   --runs "$RUNS" --warmup "$WARMUP" --poll-ms "$POLL_MS" --prefix true \
   --out "$BENCH_TMP/skiff-true.ms"
+# "group ID: images X ms, namespaces+rootfs+bundles Y ms, monitor ready Z ms", one per start;
+# the first WARMUP+RUNS are the Running phase
+grep -o 'images [0-9.]* ms, namespaces+rootfs+bundles [0-9.]* ms, monitor ready [0-9.]* ms' "$SKIFF_LOG" |
+  sed -n "$((WARMUP + 1)),$((WARMUP + RUNS))p" | awk '{print $2, $5, $9}' >"$BENCH_TMP/skiff-breakdown" || true
+# how often skiffd found the monitor of a `true` container already gone and slept 50 ms before
+# looking again (reconcile.c), which shows as the ~+50 ms mode of the Terminated row
+retries=$(grep -c 'watch: connect to monitor' "$SKIFF_LOG" || true)
 skiffd_stop
 
 # ---- podman ---------------------------------------------------------------------------------
@@ -67,7 +75,13 @@ stats "  skiff  PUT answered                    " <"$BENCH_TMP/skiff-put.ms"
 if [ -s "$BENCH_TMP/skiff-start.ms" ]; then
   stats "  skiff  PUT sent -> startTime (server)  " <"$BENCH_TMP/skiff-start.ms"
 fi
+if [ -s "$BENCH_TMP/skiff-breakdown" ]; then
+  stats "  skiffd: images (cached)                " < <(awk '{print $1}' "$BENCH_TMP/skiff-breakdown")
+  stats "  skiffd: namespaces+rootfs+bundles      " < <(awk '{print $2}' "$BENCH_TMP/skiff-breakdown")
+  stats "  skiffd: monitor ready                  " < <(awk '{print $3}' "$BENCH_TMP/skiff-breakdown")
+fi
 stats "  skiff  PUT -> Terminated (true)        " <"$BENCH_TMP/skiff-true.ms"
+echo "    (skiffd 'watch: connect to monitor' retries with a 50 ms sleep: $retries of $((WARMUP + RUNS)) true runs)"
 stats "  podman run --rm true                   " <"$BENCH_TMP/podman.ms"
 stats "  crun   run (prepared bundle, true)     " <"$BENCH_TMP/crun.ms"
 echo "  ratio podman/skiff (medians, Running)    : $(ratio "$p_med" "$s_med")x"

@@ -71,7 +71,7 @@ agent_teardown (agent_t *a, const char *group_id, teardown_t mode)
   int keep_logs = mode != TEARDOWN_ALL;
   cleanup_free char *gdir = agent_group_dir (a, group_id);
   agent_unwatch_group (a, group_id);
-  if (monclient_monitor_alive (gdir))
+  if (mode != TEARDOWN_RUNTIME && monclient_monitor_alive (gdir))
     {
       json_t *req = json_pack ("{s:s,s:i}", "op", "stop", "graceSeconds", 0);
       json_t *reply = NULL;
@@ -645,11 +645,26 @@ agent_reconcile (agent_t *a, const char *group_id)
       {
         if (agent_watch_group (a, g.id, &err) == 0)
           goto done;
-        /* The monitor is on its way out (it closes its socket before it exits):
-           look again shortly, when its final state is on disk. */
+        /* The monitor is on its way out (it closes its socket once its final state is
+           on disk, then exits): fold that state in now, or look again very soon. */
         log_debug ("group %s: watch: %s", g.id, err->msg);
         skiff_error_release (&err);
-        usleep (50000);
+        json_t *state = NULL, *events = NULL;
+        if (monclient_read_state (gdir, g.monitor_seq, &state, &events, NULL) == 0)
+          {
+            const char *phase = json_string_value (json_object_get (state, "phase"));
+            int exited = phase && strcmp (phase, "Exited") == 0;
+            if (exited)
+              agent_apply_monitor_state (a, g.id, state, events, 0);
+            json_decref (state);
+            json_decref (events);
+            if (exited)
+              {
+                agent_teardown (a, g.id, TEARDOWN_RUNTIME);
+                goto done;
+              }
+          }
+        usleep (5000);
         agent_notify (a, g.id);
         goto done;
       }
@@ -698,7 +713,9 @@ agent_reconcile (agent_t *a, const char *group_id)
     /* (re)create from scratch */
     if (strcmp (g.provisioning_state, "Failed") == 0 && gen_s == NULL)
       goto done; /* a failed deployment stays failed until the next PUT or start */
-    agent_teardown_group (a, g.id, 1);
+    struct stat st;
+    if (stat (gdir, &st) == 0) /* a new group has no folder yet: nothing to clear */
+      agent_teardown_group (a, g.id, 1);
     json_t *empty = json_object ();
     store_group_set_status (a->store, g.id, NULL, "Pending", empty, 0, NULL);
     json_decref (empty);

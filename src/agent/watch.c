@@ -139,8 +139,15 @@ agent_watch_group (agent_t *a, const char *group_id, skiff_error_t *err)
   if (have)
     return 0;
   cleanup_free char *gdir = agent_group_dir (a, group_id);
+  /* The subscription itself catches up from the last event stored, so this never waits
+     for a monitor that is busy starting containers. */
+  store_group_t g = { 0 };
+  if (store_group_get_by_id (a->store, group_id, &g, err) < 0)
+    return -1;
+  int64_t since = g.monitor_seq;
+  store_group_clear (&g);
   monclient_sub_t *sub = NULL;
-  if (monclient_subscribe (gdir, &sub, err) < 0)
+  if (monclient_subscribe_from (gdir, since, &sub, err) < 0)
     return -1;
   int fd = monclient_sub_fd (sub);
   watch_t *w = calloc (1, sizeof (*w));
@@ -164,21 +171,6 @@ agent_watch_group (agent_t *a, const char *group_id, skiff_error_t *err)
   epoll_ctl (a->epfd, EPOLL_CTL_ADD, fd, &ev);
   pthread_mutex_unlock (&a->watch_lock);
 
-  /* catch up on what happened while nobody was listening */
-  store_group_t g = { 0 };
-  if (store_group_get_by_id (a->store, group_id, &g, NULL) == 0 && g.id)
-    {
-      json_t *req = json_pack ("{s:s,s:I}", "op", "status", "sinceSeq", (json_int_t)g.monitor_seq);
-      json_t *reply = NULL;
-      skiff_error_t e = NULL;
-      if (monclient_request (gdir, req, 5000, &reply, &e) == 0 && reply)
-        agent_apply_monitor_state (a, group_id, json_object_get (reply, "state"), json_object_get (reply, "events"), 0);
-      skiff_error_release (&e);
-      json_decref (req);
-      if (reply)
-        json_decref (reply);
-    }
-  store_group_clear (&g);
   return 0;
 }
 

@@ -234,6 +234,24 @@ monclient_subscribe (const char *group_dir, monclient_sub_t **sub_out, skiff_err
 }
 
 int
+monclient_subscribe_from (const char *group_dir, int64_t since_seq, monclient_sub_t **sub_out, skiff_error_t *err)
+{
+  int64_t deadline = now_ms () + 5000;
+  cleanup_close int fd = connect_monitor (group_dir, deadline, err);
+  if (fd < 0)
+    return -1;
+  cleanup_json json_t *req = json_pack ("{s:s, s:I}", "op", "subscribe", "sinceSeq", (json_int_t)since_seq);
+  if (send_json (fd, req, deadline, err) < 0)
+    return -1;
+  monclient_sub_t *sub = calloc (1, sizeof (*sub));
+  if (sub == NULL)
+    return skiff_error_set (err, ENOMEM, "subscribe");
+  sub->fd = steal_fd (&fd);
+  *sub_out = sub;
+  return 0;
+}
+
+int
 monclient_sub_fd (const monclient_sub_t *sub)
 {
   return sub->fd;

@@ -45,6 +45,11 @@ typedef struct monclient_sub_s monclient_sub_t;
  * every change. Poll monclient_sub_fd for input and call monclient_read_update. */
 int monclient_subscribe (const char *group_dir, monclient_sub_t **sub_out, skiff_error_t *err);
 
+/* Like monclient_subscribe, but does not wait for the monitor to answer (a busy monitor
+ * never blocks the caller): the first update carries the current state and the events
+ * after since_seq; the {"ok":true} line comes as an update without "state". */
+int monclient_subscribe_from (const char *group_dir, int64_t since_seq, monclient_sub_t **sub_out, skiff_error_t *err);
+
 /* The subscription's socket (non-blocking), for poll/epoll. Owned by the sub. */
 int monclient_sub_fd (const monclient_sub_t *sub);
 

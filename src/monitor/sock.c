@@ -212,6 +212,20 @@ handle_request (struct client *cl, const char *line, size_t len)
     {
       cl->subscribed = true;
       client_ok (cl);
+      json_t *since = json_object_get (req, "sinceSeq");
+      if (json_is_integer (since))
+        {
+          /* catch-up: the current state and the events after sinceSeq, as one update */
+          json_t *events = NULL;
+          cleanup_error skiff_error_t err = NULL;
+          if (mon_events_read ("events.jsonl", (int64_t)json_integer_value (since), MAX_EVENTS_REPLY, &events, NULL,
+                               &err)
+              < 0)
+            log_warn ("%s", err->msg);
+          cleanup_json json_t *line
+              = json_pack ("{s:o, s:o}", "state", mon_state_json (), "events", events ? events : json_array ());
+          client_send (cl, line);
+        }
     }
   else
     {
