@@ -572,6 +572,26 @@ finish_stopped (agent_t *a, store_group_t *g)
   /* stop has no async operation; a start that raced in keeps its own until it runs */
 }
 
+/* Reads the monitor's files; when its run ended for good ("Exited"), records the final
+ * state, gives back mounts, namespaces and cgroups (logs stay) and returns 1. With
+ * apply_always the state is recorded even when the run did not end. */
+static int
+fold_final_state (agent_t *a, store_group_t *g, const char *gdir, int apply_always)
+{
+  json_t *state = NULL, *events = NULL;
+  if (monclient_read_state (gdir, g->monitor_seq, &state, &events, NULL) < 0)
+    return 0;
+  const char *phase = json_string_value (json_object_get (state, "phase"));
+  int exited = phase && strcmp (phase, "Exited") == 0;
+  if (exited || apply_always)
+    agent_apply_monitor_state (a, g->id, state, events, 0);
+  json_decref (state);
+  json_decref (events);
+  if (exited)
+    agent_teardown (a, g->id, TEARDOWN_RUNTIME);
+  return exited;
+}
+
 void
 agent_reconcile (agent_t *a, const char *group_id)
 {
@@ -649,21 +669,8 @@ agent_reconcile (agent_t *a, const char *group_id)
            on disk, then exits): fold that state in now, or look again very soon. */
         log_debug ("group %s: watch: %s", g.id, err->msg);
         skiff_error_release (&err);
-        json_t *state = NULL, *events = NULL;
-        if (monclient_read_state (gdir, g.monitor_seq, &state, &events, NULL) == 0)
-          {
-            const char *phase = json_string_value (json_object_get (state, "phase"));
-            int exited = phase && strcmp (phase, "Exited") == 0;
-            if (exited)
-              agent_apply_monitor_state (a, g.id, state, events, 0);
-            json_decref (state);
-            json_decref (events);
-            if (exited)
-              {
-                agent_teardown (a, g.id, TEARDOWN_RUNTIME);
-                goto done;
-              }
-          }
+        if (fold_final_state (a, &g, gdir, 0))
+          goto done;
         usleep (5000);
         agent_notify (a, g.id);
         goto done;
@@ -693,21 +700,8 @@ agent_reconcile (agent_t *a, const char *group_id)
     if (!alive && running_gen == g.generation && hash_s && strcmp (hash_s, hash) == 0)
       {
         /* The monitor is gone. If it finished on its own, fold in its final state. */
-        json_t *state = NULL, *events = NULL;
-        if (monclient_read_state (gdir, g.monitor_seq, &state, &events, NULL) == 0)
-          {
-            const char *phase = json_string_value (json_object_get (state, "phase"));
-            int exited = phase && strcmp (phase, "Exited") == 0;
-            agent_apply_monitor_state (a, g.id, state, events, 0);
-            json_decref (state);
-            json_decref (events);
-            if (exited)
-              {
-                /* the run is over: give back its mounts, namespaces and cgroups; logs stay */
-                agent_teardown (a, g.id, TEARDOWN_RUNTIME);
-                goto done;
-              }
-          }
+        if (fold_final_state (a, &g, gdir, 1))
+          goto done;
         log_warn ("group %s: its monitor is gone; starting the group again", g.id);
       }
     /* (re)create from scratch */
