@@ -99,7 +99,7 @@ mon_publish (void)
   cleanup_json json_t *state = mon_state_json ();
   cleanup_free char *s = json_dumps (state, JSON_COMPACT);
   cleanup_error skiff_error_t err = NULL;
-  if (s == NULL || skiff_write_file_atomic ("state.json", s, strlen (s), 0640, &err) < 0)
+  if (s == NULL || skiff_write_file_replace ("state.json", s, strlen (s), 0640, &err) < 0)
     log_warn ("cannot write state.json: %s", err ? err->msg : "out of memory");
   sock_publish (state);
   json_array_clear (M.pending_events);
@@ -352,7 +352,7 @@ write_pid_file (skiff_error_t *err)
 {
   char buf[32];
   int n = snprintf (buf, sizeof (buf), "%d\n", (int)getpid ());
-  return skiff_write_file_atomic ("monitor.pid", buf, (size_t)n, 0644, err);
+  return skiff_write_file_replace ("monitor.pid", buf, (size_t)n, 0644, err);
 }
 
 /* Everything up to readiness: config, folders, signals, fds, socket, pid file. */
