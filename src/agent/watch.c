@@ -85,7 +85,7 @@ agent_apply_monitor_state (agent_t *a, const char *group_id, json_t *state, json
   model_container_status_t *st = calloc (n + 1, sizeof (*st));
   if (st == NULL)
     abort ();
-  int all_started = 1;
+  int all_started = 1, init_failed = 0;
   json_t *c;
   json_array_foreach (cs, i, c)
   {
@@ -99,18 +99,25 @@ agent_apply_monitor_state (agent_t *a, const char *group_id, json_t *state, json
       json_object_set (v, "previousState", json_object_get (c, "previousState"));
     json_object_set_new (view, name, v);
     if (json_is_true (json_object_get (c, "init")))
-      continue;
+      {
+        /* an init container that failed for good ends the group before it starts */
+        json_t *cur = json_object_get (c, "currentState");
+        if (skiff_strcaseeq (json_string_value (json_object_get (cur, "state")), "Terminated")
+            && json_integer_value (json_object_get (cur, "exitCode")) != 0 && (exited || pol == MODEL_POLICY_NEVER))
+          init_failed = 1;
+        continue;
+      }
     st[k] = status_of (c, pol, exited);
     if (st[k].state == MODEL_CSTATE_UNKNOWN || (st[k].state == MODEL_CSTATE_WAITING && st[k].exit_code == -1))
       all_started = 0;
     k++;
   }
   int stopped = strcmp (g.desired, "Stopped") == 0 || (phase && !strcmp (phase, "Stopped"));
-  const char *gstate = model_group_state (pol, stopped, 0, st, k);
+  const char *gstate = model_group_state (pol, stopped, init_failed, st, k);
   free (st);
   const char *prov = NULL;
   if (!old_run && (!strcmp (g.provisioning_state, "Pending") || !strcmp (g.provisioning_state, "Creating"))
-      && (all_started || exited))
+      && (all_started || exited || init_failed))
     {
       prov = "Succeeded";
       store_op_finish_group (a->store, group_id, "Succeeded", NULL, NULL);

@@ -264,7 +264,10 @@ ctr_start (struct ctr *c)
   ctr_close_pipes (c);
   cleanup_free char *pid_path = skiff_strdup_printf ("%s/run/%s.pid", M.dir, name);
   cleanup_free char *log_path = skiff_strdup_printf ("%s/run/%s.crun.log", M.dir, name);
-  cleanup_free char *log_opt = skiff_strdup_printf ("--log=file:%s", log_path);
+  /* crun takes a driver prefix (file:, journald:); runc takes a plain path */
+  const char *rt_base = strrchr (M.cfg.runtime, '/') ? strrchr (M.cfg.runtime, '/') + 1 : M.cfg.runtime;
+  cleanup_free char *log_opt = strncmp (rt_base, "crun", 4) == 0 ? skiff_strdup_printf ("--log=file:%s", log_path)
+                                                                 : skiff_strdup_printf ("--log=%s", log_path);
   unlink (pid_path);
   unlink (log_path);
 

@@ -79,3 +79,14 @@ type: Microsoft.ContainerInstance/containerGroups
     skiff(d, "container", "create", "-g", "yamldemo", "--file", str(y), check=0)
     assert "yaml-ok" in skiff(d, "container", "logs", "-g", "yamldemo", "-n", "fromyaml", check=0).stdout
     skiff(d, "container", "delete", "-g", "yamldemo", "-n", "fromyaml", "-y", check=0)
+
+
+def test_cli_logs_follow(skiffd):
+    d = skiffd
+    skiff(d, "group", "create", "-n", "follow", check=0)
+    skiff(d, "container", "create", "-g", "follow", "-n", "ticker", "--image", image("busybox:latest"),
+          "--command-line", "sh -c 'for i in 1 2 3 4 5 6; do echo tick$i; sleep 0.3; done'",
+          "--restart-policy", "Never", "--cpu", "0.5", "--memory", "0.25", "--no-wait", check=0)
+    r = skiff(d, "container", "logs", "-g", "follow", "-n", "ticker", "--follow", check=0)
+    assert [l for l in r.stdout.splitlines() if l.startswith("tick")] == [f"tick{i}" for i in range(1, 7)]
+    skiff(d, "container", "delete", "-g", "follow", "-n", "ticker", "-y", check=0)

@@ -115,3 +115,22 @@ def test_orphans_from_an_unknown_group_are_removed(fresh_skiffd):
     while time.time() < deadline and any(host_leftovers(d.data)):
         time.sleep(0.2)
     assert host_leftovers(d.data) == ([], [], [])
+
+
+def test_runc_can_be_chosen(registry):
+    import shutil
+    import tempfile
+    from conftest import Skiffd, _finish
+    runc = shutil.which("runc") or "/usr/sbin/runc"
+    if not os.path.exists(runc):
+        import pytest
+        pytest.skip("runc is not installed")
+    d = Skiffd(tempfile.mkdtemp(prefix="skiff-e2e-"), ["--runtime", runc])
+    try:
+        d.ensure_rg("runc")
+        d.put_group("runc", "r1", group_body([("c1", image("busybox:latest"), ["sh", "-c", "echo via-runc; id -u"])],
+                                             policy="Never"))
+        d.wait_state("runc", "r1", "Succeeded", 60)
+        assert d.logs("runc", "r1", "c1") == "via-runc\n0\n"
+    finally:
+        _finish(d)

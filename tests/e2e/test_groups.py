@@ -279,3 +279,30 @@ def test_security_defaults(skiffd):
         assert word in out, out
     assert "0" in out.splitlines()  # id -u (stderr lines may interleave)
     skiffd.delete_group("sec", "sec")
+
+
+def test_init_containers_run_first(skiffd):
+    skiffd.ensure_rg("init")
+    body = group_body([("main", image("busybox:latest"), ["sh", "-c", "echo main-started; sleep 100000"])])
+    body["properties"]["initContainers"] = [
+        {"name": "init1", "properties": {"image": image("busybox:latest"), "command": ["sh", "-c", "echo init-one"]}},
+        {"name": "init2", "properties": {"image": image("busybox:latest"), "command": ["sh", "-c", "echo init-two"]}},
+    ]
+    skiffd.put_group("init", "withinit", body)
+    g = skiffd.wait_state("init", "withinit", "Running")
+    inits = {c["name"]: c["properties"]["instanceView"] for c in g["properties"]["initContainers"]}
+    for n in ("init1", "init2"):
+        cur = inits[n]["currentState"]
+        assert cur["state"] == "Terminated" and cur["exitCode"] == 0, inits
+    assert skiffd.logs("init", "withinit", "init1") == "init-one\n"
+    main_start = containers(g)["main"]["currentState"]["startTime"]
+    assert inits["init2"]["currentState"]["finishTime"] <= main_start
+    skiffd.delete_group("init", "withinit")
+    # a failing init container under Never: the group fails and its containers never start
+    body["properties"]["restartPolicy"] = "Never"
+    body["properties"]["initContainers"][1]["properties"]["command"] = ["sh", "-c", "exit 5"]
+    skiffd.put_group("init", "badinit", body)
+    g = skiffd.wait_group("init", "badinit", lambda g: state(g) == "Failed", 60, "Failed")
+    assert containers(g)["main"]["currentState"]["state"] != "Running"
+    assert skiffd.logs("init", "badinit", "main") == ""
+    skiffd.delete_group("init", "badinit")
