@@ -34,8 +34,8 @@ log "skiff: PUT -> Terminated for \`true\` (like podman run --rm true, which wai
 # the first WARMUP+RUNS are the Running phase
 grep -o 'images [0-9.]* ms, namespaces+rootfs+bundles [0-9.]* ms, monitor ready [0-9.]* ms' "$SKIFF_LOG" |
   sed -n "$((WARMUP + 1)),$((WARMUP + RUNS))p" | awk '{print $2, $5, $9}' >"$BENCH_TMP/skiff-breakdown" || true
-# how often skiffd found the monitor of a `true` container already gone and slept 50 ms before
-# looking again (reconcile.c), which shows as the ~+50 ms mode of the Terminated row
+# how often skiffd found the monitor of a `true` container already on its way out when it
+# subscribed (it then folds in the final state from the monitor's files, or looks again in 5 ms)
 retries=$(grep -c 'watch: connect to monitor' "$SKIFF_LOG" || true)
 skiffd_stop
 
@@ -81,7 +81,7 @@ if [ -s "$BENCH_TMP/skiff-breakdown" ]; then
   stats "  skiffd: monitor ready                  " < <(awk '{print $3}' "$BENCH_TMP/skiff-breakdown")
 fi
 stats "  skiff  PUT -> Terminated (true)        " <"$BENCH_TMP/skiff-true.ms"
-echo "    (skiffd 'watch: connect to monitor' retries with a 50 ms sleep: $retries of $((WARMUP + RUNS)) true runs)"
+echo "    (skiffd found the monitor of a `true` container already exiting: $retries of $((WARMUP + RUNS)) true runs)"
 stats "  podman run --rm true                   " <"$BENCH_TMP/podman.ms"
 stats "  crun   run (prepared bundle, true)     " <"$BENCH_TMP/crun.ms"
 echo "  ratio podman/skiff (medians, Running)    : $(ratio "$p_med" "$s_med")x"
