@@ -59,6 +59,8 @@ reply_error (call_t *c, int status, const char *code, const char *message, const
 static void
 reply_skiff_error (call_t *c, skiff_error_t err)
 {
+  if (err == NULL)
+    return reply_error (c, 409, "Conflict", "The resource changed while the request ran. Please retry.", NULL);
   int status = skiff_error_http_status (err);
   if (err->code == NULL)
     log_error ("internal error: %s", err->msg);
