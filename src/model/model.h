@@ -16,6 +16,8 @@
 #include "common/error.h"
 
 #define MODEL_MAX_CONTAINERS 60
+#define MODEL_MAX_VOLUMES 20
+#define MODEL_MAX_PORTS_PER_IP 5
 #define MODEL_MAX_GROUP_CPU 31.0
 #define MODEL_MAX_GROUP_MEMORY_GB 240.0
 #define MODEL_MAX_BODY_BYTES (1024 * 1024)

@@ -455,6 +455,19 @@ model_parse_group (const char *body, size_t len, const char *group_name, const m
                                        "The 'ports' property is required in 'ipAddress'.");
       if (check_ports (ports, "properties.ipAddress.ports", err) < 0)
         return -1;
+      if (json_array_size (ports) > MODEL_MAX_PORTS_PER_IP)
+        return skiff_error_arm_target (err, 400, "TooManyPorts", "properties.ipAddress.ports",
+                                       "The IP address of container group '%s' has %zu ports; at most %d are "
+                                       "allowed.",
+                                       group_name, json_array_size (ports), MODEL_MAX_PORTS_PER_IP);
+      const char *label = json_string_value (json_object_get (ip, "dnsNameLabel"));
+      if (label && !(valid_dns_like (label, 5, 63, 0) && label[0] >= 'a' && label[0] <= 'z'))
+        return skiff_error_arm_target (
+            err, 400, "InvalidDnsNameLabel", "properties.ipAddress.dnsNameLabel",
+            "The DNS name label '%s' in container group '%s' is invalid. It can contain only lowercase letters, "
+            "numbers and hyphens. The first character must be a letter. The last character must be a letter or "
+            "number. The value must be between 5 and 63 characters long.",
+            label, group_name);
       const char *type = json_string_value (json_object_get (ip, "type"));
       if (type == NULL || !(skiff_strcaseeq (type, "Public") || skiff_strcaseeq (type, "Private")))
         return skiff_error_arm_target (err, 400, "InvalidIpAddressType", "properties.ipAddress.type",
@@ -463,13 +476,59 @@ model_parse_group (const char *body, size_t len, const char *group_name, const m
                                        type ? type : "");
     }
   json_t *vols = json_object_get (props, "volumes");
+  if (json_array_size (vols) > MODEL_MAX_VOLUMES)
+    return skiff_error_arm_target (err, 400, "ContainerGroupTooManyVolumes", "properties.volumes",
+                                   "The container group '%s' has %zu volumes; at most %d are allowed.", group_name,
+                                   json_array_size (vols), MODEL_MAX_VOLUMES);
   json_array_foreach (vols, i, c)
   {
     const char *vn = json_string_value (json_object_get (c, "name"));
-    if (vn == NULL || !valid_dns_like (vn, 1, 63, 1))
+    if (vn == NULL || !valid_dns_like (vn, 5, 63, 1))
       return skiff_error_arm_target (err, 400, "InvalidVolumeName", "properties.volumes",
-                                     "The volume name '%s' is invalid.", vn ? vn : "");
+                                     "The volume name '%s' is invalid. A volume name must be 5 to 63 characters of "
+                                     "lowercase letters, numbers and '-', must not start or end with '-' and must "
+                                     "not contain '--'.",
+                                     vn ? vn : "");
+    int sources = !!json_object_get (c, "azureFile") + !!json_object_get (c, "emptyDir")
+                  + !!json_object_get (c, "secret") + !!json_object_get (c, "gitRepo");
+    if (sources != 1)
+      return skiff_error_arm_target (err, 400, "InvalidVolume", "properties.volumes",
+                                     "The volume '%s' must have exactly one source: azureFile, emptyDir, secret or "
+                                     "gitRepo.",
+                                     vn);
+    const char *dir = json_string_value (json_object_get (json_object_get (c, "gitRepo"), "directory"));
+    if (dir && strstr (dir, ".."))
+      return skiff_error_arm_target (err, 400, "InvalidGitRepoDirectory", "properties.volumes",
+                                     "The gitRepo directory '%s' of volume '%s' must not contain '..'.", dir, vn);
   }
+  /* every mount names a volume of the group */
+  for (int pass = 0; pass < 2; pass++)
+    {
+      json_array_foreach (pass ? inits : containers, i, c)
+      {
+        size_t k;
+        json_t *m;
+        json_array_foreach (json_object_get (json_object_get (c, "properties"), "volumeMounts"), k, m)
+        {
+          const char *mn = json_string_value (json_object_get (m, "name"));
+          int found = 0;
+          size_t j;
+          json_t *v;
+          json_array_foreach (vols, j, v) found
+              |= mn && skiff_strcaseeq (mn, json_string_value (json_object_get (v, "name")));
+          if (!found)
+            return skiff_error_arm_target (err, 400, "VolumeMountNotFound", "properties.containers",
+                                           "The volume mount '%s' of container '%s' does not name a volume of "
+                                           "container group '%s'.",
+                                           mn ? mn : "", json_string_value (json_object_get (c, "name")), group_name);
+        }
+      }
+    }
+  if (json_array_size (vols) > 0)
+    return skiff_error_arm_target (err, 400, "VolumesNotSupported", "properties.volumes",
+                                   "Volumes are not supported by this host yet; remove 'volumes' and "
+                                   "'volumeMounts' from container group '%s'.",
+                                   group_name);
   if (json_object_get (props, "imageRegistryCredentials") == NULL)
     json_object_set_new (props, "imageRegistryCredentials", json_array ());
   json_t *creds = json_object_get (props, "imageRegistryCredentials");

@@ -104,6 +104,36 @@ test_validation (void)
   CHECK_STR (parse ("{\"location\":\"local\",\"properties\":{\"osType\":\"Linux\",\"containers\":[]}}", NULL),
              "MissingRequiredProperty/400");
 
+  CHECK_STR (parse (GROUP (C ("c1", "busybox"), ",\"volumes\":[{\"name\":\"vol\",\"emptyDir\":{}}]"), NULL),
+             "InvalidVolumeName/400");
+  CHECK_STR (parse (GROUP (C ("c1", "busybox"), ",\"volumes\":[{\"name\":\"vol-one\"}]"), NULL), "InvalidVolume/400");
+  CHECK_STR (
+      parse (GROUP (C ("c1", "busybox"),
+                    ",\"volumes\":[{\"name\":\"gitrepo\",\"gitRepo\":{\"repository\":\"r\",\"directory\":\"../x\"}}]"),
+             NULL),
+      "InvalidGitRepoDirectory/400");
+  CHECK_STR (
+      parse (GROUP ("{\"name\":\"c1\",\"properties\":{\"image\":\"busybox\",\"volumeMounts\":[{\"name\":\"nope1\","
+                    "\"mountPath\":\"/m\"}],\"resources\":{\"requests\":{\"cpu\":1,\"memoryInGB\":1}}}}",
+                    ""),
+             NULL),
+      "VolumeMountNotFound/400");
+  CHECK_STR (parse (GROUP (C ("c1", "busybox"), ",\"volumes\":[{\"name\":\"vol-one\",\"emptyDir\":{}}]"), NULL),
+             "VolumesNotSupported/400");
+  CHECK_STR (parse (GROUP (C ("c1", "busybox"),
+                           ",\"ipAddress\":{\"type\":\"Public\",\"dnsNameLabel\":\"1abc\",\"ports\":[{\"port\":80}]}"),
+                    NULL),
+             "InvalidDnsNameLabel/400");
+  CHECK_STR (parse (GROUP (C ("c1", "busybox"), ",\"ipAddress\":{\"type\":\"Public\",\"ports\":[{\"port\":1},{\"port\":"
+                                                "2},{\"port\":3},{\"port\":4},{\"port\":5},{\"port\":6}]}"),
+                    NULL),
+             "TooManyPorts/400");
+  CHECK_STR (
+      parse (GROUP (C ("c1", "busybox"),
+                    ",\"ipAddress\":{\"type\":\"Public\",\"dnsNameLabel\":\"my-app1\",\"ports\":[{\"port\":80}]}"),
+             NULL),
+      "OK");
+
   skiff_error_t err = NULL;
   json_t *spec = NULL;
   CHECK (model_parse_group ("{}", 2, "Bad_Name", &limits, &spec, &err) < 0);
