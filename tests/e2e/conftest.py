@@ -246,13 +246,16 @@ def _finish(d):
         d.delete_everything()
     finally:
         d.stop()
-    # a sanitizer build reports leaks and undefined behaviour in skiffd's log and exit status
-    log = open(d.log_path, errors="replace").read()
-    assert "Sanitizer" not in log and "runtime error" not in log, log[-6000:]
-    assert d.proc.returncode == 0, d.proc.returncode
-    folders, mounts, monitors = host_leftovers(d.data)
-    assert folders == [] and mounts == [] and monitors == [], (folders, mounts, monitors)
-    shutil.rmtree(d.data, ignore_errors=True)
+    try:
+        # a sanitizer build reports leaks and undefined behaviour in skiffd's log and exit status
+        log = open(d.log_path, errors="replace").read()
+        assert "Sanitizer" not in log and "runtime error" not in log, log[-6000:]
+        assert d.proc.returncode == 0, d.proc.returncode
+        folders, mounts, monitors = host_leftovers(d.data)
+        assert folders == [] and mounts == [] and monitors == [], (folders, mounts, monitors)
+    finally:
+        if not any(host_leftovers(d.data)):
+            shutil.rmtree(d.data, ignore_errors=True)
 
 
 @pytest.fixture(scope="module")
