@@ -121,3 +121,29 @@ def test_private_registry_with_credentials(registry, tmp_path):
             _finish(d)
         finally:
             subprocess.run(["bash", sh, "stop"], env=env, capture_output=True)
+
+
+def test_prune_removes_only_unused_layers(fresh_skiffd):
+    d = fresh_skiffd
+    d.ensure_rg("prune")
+    d.put_group("prune", "keep", group_body([("c1", image("busybox:latest"), ["sleep", "100000"])]))
+    d.put_group("prune", "gone", group_body([("c1", image("webserver:latest"), None)]))
+    d.wait_state("prune", "keep", "Running")
+    d.wait_state("prune", "gone", "Running")
+    layers = os.path.join(d.data, "layers")
+    before = {x for x in os.listdir(layers) if not x.endswith(".parents")}
+    assert len(before) == 2  # the shared base layer and the web server's own
+    prune = f"/subscriptions/{d.sub}/providers/Microsoft.ContainerInstance/locations/local/cachedImages/prune" \
+            "?api-version=2023-05-01"
+    st, out, _ = d.request("POST", prune)
+    assert st == 200 and out["removed"] == 0  # both images are in use
+    d.delete_group("prune", "gone")
+    st, out, _ = d.request("POST", prune)
+    assert st == 200 and out["removed"] >= 1
+    after = {x for x in os.listdir(layers) if not x.endswith(".parents")}
+    assert len(after) == 1 and after < before
+    # the group that stays still runs from its layer and can be restarted
+    st, _, _ = d.request("POST", d.cg_path("prune", "keep") + "/restart?api-version=2023-05-01")
+    assert st == 204
+    d.wait_group("prune", "keep", lambda g: containers(g)["c1"]["restartCount"] >= 1
+                 and containers(g)["c1"]["currentState"]["state"] == "Running", 30, "restarted")
