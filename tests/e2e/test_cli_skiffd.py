@@ -53,6 +53,7 @@ def test_cli_lifecycle(skiffd):
     r = skiff(d, "container", "show", "-g", "clidemo", "-n", "web")
     assert r.returncode == 3
     skiff(d, "group", "delete", "-n", "clidemo", "-y", check=0)
+    assert "removed" in json.loads(skiff(d, "image", "prune", check=0).stdout)
 
 
 def test_cli_yaml_file(skiffd, tmp_path):
