@@ -130,7 +130,7 @@ remove_orphans (agent_t *a)
       if (g.id == NULL)
         {
           log_info ("removing orphaned group folder %s", de->d_name);
-          agent_teardown_group (a, de->d_name, 0);
+          agent_teardown (a, de->d_name, TEARDOWN_ALL);
         }
       store_group_clear (&g);
     }

@@ -67,15 +67,13 @@ void agent_apply_monitor_state (agent_t *a, const char *group_id, json_t *state,
 /* Runs the watcher loop (thread body). */
 void *agent_watch_main (void *arg);
 
-/* Stops and removes everything a group has on the host. keep_logs keeps logs/. */
-void agent_teardown_group (agent_t *a, const char *group_id, int keep_logs);
-
 typedef enum
 {
   TEARDOWN_ALL,       /* the whole group folder */
   TEARDOWN_KEEP_LOGS, /* everything but logs/ */
   TEARDOWN_RUNTIME    /* mounts, namespaces, cgroups, runtime containers; logs and final state stay */
 } teardown_t;
+/* Stops a group's monitor (except in TEARDOWN_RUNTIME) and removes what `mode` names. */
 void agent_teardown (agent_t *a, const char *group_id, teardown_t mode);
 
 #endif

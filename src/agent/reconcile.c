@@ -60,15 +60,8 @@ container_id (const char *group_id, const char *name)
 }
 
 void
-agent_teardown_group (agent_t *a, const char *group_id, int keep_logs)
-{
-  agent_teardown (a, group_id, keep_logs ? TEARDOWN_KEEP_LOGS : TEARDOWN_ALL);
-}
-
-void
 agent_teardown (agent_t *a, const char *group_id, teardown_t mode)
 {
-  int keep_logs = mode != TEARDOWN_ALL;
   cleanup_free char *gdir = agent_group_dir (a, group_id);
   agent_unwatch_group (a, group_id);
   if (mode != TEARDOWN_RUNTIME && monclient_monitor_alive (gdir))
@@ -108,7 +101,7 @@ agent_teardown (agent_t *a, const char *group_id, teardown_t mode)
   cleanup_free char *cg = skiff_strdup_printf ("/skiff/%s", group_id);
   runtime_remove_cgroups (&a->host, cg, NULL);
   skiff_error_t e = NULL;
-  if (!keep_logs)
+  if (mode == TEARDOWN_ALL)
     {
       if (skiff_rm_rf (gdir, &e) < 0)
         {
@@ -604,14 +597,14 @@ agent_reconcile (agent_t *a, const char *group_id)
     }
   if (g.id == NULL)
     {
-      agent_teardown_group (a, group_id, 0);
+      agent_teardown (a, group_id, TEARDOWN_ALL);
       return;
     }
   cleanup_free char *gdir = agent_group_dir (a, g.id);
   if (strcmp (g.desired, "Deleted") == 0)
     {
       store_event_add (a->store, g.id, NULL, "Killing", "Normal", "Deleting container group", skiff_now_ns (), 0, NULL);
-      agent_teardown_group (a, g.id, 0);
+      agent_teardown (a, g.id, TEARDOWN_ALL);
       store_op_finish_group (a->store, g.id, "Succeeded", NULL, NULL);
       if (store_group_delete (a->store, g.id, &err) < 0)
         log_error ("group %s: delete: %s", g.id, err->msg);
@@ -648,7 +641,7 @@ agent_reconcile (agent_t *a, const char *group_id)
           if (store_group_get_by_id (a->store, group_id, &g, &err) < 0 || g.id == NULL)
             goto done;
         }
-      agent_teardown_group (a, g.id, 1);
+      agent_teardown (a, g.id, TEARDOWN_KEEP_LOGS);
       finish_stopped (a, &g);
       store_event_add (a->store, g.id, NULL, "Stopped", "Normal", "Container group stopped", skiff_now_ns (), 0, NULL);
       goto done;
@@ -709,7 +702,7 @@ agent_reconcile (agent_t *a, const char *group_id)
       goto done; /* a failed deployment stays failed until the next PUT or start */
     struct stat st;
     if (stat (gdir, &st) == 0) /* a new group has no folder yet: nothing to clear */
-      agent_teardown_group (a, g.id, 1);
+      agent_teardown (a, g.id, TEARDOWN_KEEP_LOGS);
     json_t *empty = json_object ();
     store_group_set_status (a->store, g.id, NULL, "Pending", empty, 0, NULL);
     json_decref (empty);
@@ -717,7 +710,7 @@ agent_reconcile (agent_t *a, const char *group_id)
       {
         log_warn ("group %s/%s: create failed: %s", g.rg, g.name, err->msg);
         store_event_add (a->store, g.id, NULL, "Failed", "Warning", err->msg, skiff_now_ns (), 0, NULL);
-        agent_teardown_group (a, g.id, 1);
+        agent_teardown (a, g.id, TEARDOWN_KEEP_LOGS);
         record_failure (a, &g, err);
         goto done;
       }

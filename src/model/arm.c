@@ -70,9 +70,8 @@ container_to_arm (json_t *c, const model_group_view_t *v, int with_iv)
       json_object_set_new (iv, "restartCount",
                            json_integer (json_integer_value (json_object_get (cv, "restartCount"))));
       json_t *cur = json_object_get (cv, "currentState");
-      json_object_set (iv, "currentState", cur ? cur : json_pack ("{s:s,s:s}", "state", "Waiting", "detailStatus", ""));
-      if (cur == NULL)
-        json_decref (json_object_get (iv, "currentState"));
+      json_object_set_new (iv, "currentState",
+                           cur ? json_incref (cur) : json_pack ("{s:s,s:s}", "state", "Waiting", "detailStatus", ""));
       json_t *prev = json_object_get (cv, "previousState");
       if (prev)
         json_object_set (iv, "previousState", prev);

@@ -391,33 +391,22 @@ model_parse_group (const char *body, size_t len, const char *group_name, const m
     if (check_container (c, i, 0, group_name, &cpu, &mem, err) < 0)
       return -1;
   }
-  /* duplicate names across containers and init containers */
-  for (int pass = 0; pass < 2; pass++)
+  /* duplicate names across containers and init containers (containers first, then inits) */
+  size_t n_c = json_array_size (containers), n_all = n_c + json_array_size (inits);
+  for (size_t k = 1; k < n_all; k++)
     {
-      json_t *arr = pass ? inits : containers;
-      json_array_foreach (arr, i, c)
-      {
-        const char *n = json_string_value (json_object_get (c, "name"));
-        size_t j;
-        json_t *d;
-        json_array_foreach (containers, j, d)
+      json_t *ck = k < n_c ? json_array_get (containers, k) : json_array_get (inits, k - n_c);
+      const char *n = json_string_value (json_object_get (ck, "name"));
+      for (size_t j = 0; j < k; j++)
         {
-          if ((pass || j < i) && strcmp (n, json_string_value (json_object_get (d, "name"))) == 0)
-            return skiff_error_arm_target (err, 400, "DuplicateContainerName", "properties.containers",
-                                           "The container name '%s' is used more than once in container group '%s'. "
-                                           "Container names must be unique.",
+          json_t *cj = j < n_c ? json_array_get (containers, j) : json_array_get (inits, j - n_c);
+          if (strcmp (n, json_string_value (json_object_get (cj, "name"))) == 0)
+            return skiff_error_arm_target (err, 400, "DuplicateContainerName",
+                                           j >= n_c ? "properties.initContainers" : "properties.containers",
+                                           "The container name '%s' is used more than once in container group "
+                                           "'%s'. Container names must be unique.",
                                            n, group_name);
         }
-        if (pass)
-          json_array_foreach (inits, j, d)
-          {
-            if (j < i && strcmp (n, json_string_value (json_object_get (d, "name"))) == 0)
-              return skiff_error_arm_target (err, 400, "DuplicateContainerName", "properties.initContainers",
-                                             "The container name '%s' is used more than once in container group "
-                                             "'%s'. Container names must be unique.",
-                                             n, group_name);
-          }
-      }
     }
   if (cpu > MODEL_MAX_GROUP_CPU + 1e-9 || mem > MODEL_MAX_GROUP_MEMORY_GB + 1e-9)
     return skiff_error_arm_target (err, 400, "ResourceRequestsExceedMaxAllowed", "properties.containers",
