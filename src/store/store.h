@@ -103,4 +103,26 @@ int store_op_finish_group (store_t *s, const char *group_id, const char *status,
 int store_op_get (store_t *s, const char *op_id, char **status, json_t **error, char **group_id, int64_t *start_ns,
                   skiff_error_t *err);
 
+/* ---- service principals and role assignments ----
+ * Principals are JSON objects {appId, objectId, displayName, secretHash?, certificate?, createdNs}; ids are
+ * stored lower-case. Assignments are {name, scope, roleId, principalId (an objectId), createdNs}. */
+
+/* Inserts a principal; fails if the appId or objectId exists. */
+int store_principal_put (store_t *s, const char *app_id, const char *object_id, const char *name,
+                         const char *secret_hash, const char *certificate, skiff_error_t *err);
+/* Finds a principal by appId or objectId; *out NULL when there is none. */
+int store_principal_get (store_t *s, const char *id, json_t **out, skiff_error_t *err);
+int store_principal_list (store_t *s, json_t **out, skiff_error_t *err);
+/* Deletes a principal and its role assignments in one transaction; *deleted 0 when none existed. */
+int store_principal_delete (store_t *s, const char *app_id, int *deleted, skiff_error_t *err);
+
+/* Inserts an assignment; 409 RoleAssignmentExists when the name or the same (scope, role, principal) exists. */
+int store_role_assignment_put (store_t *s, const char *name, const char *scope, const char *role_id,
+                               const char *principal_id, skiff_error_t *err);
+/* *out NULL when there is none. */
+int store_role_assignment_get (store_t *s, const char *name, json_t **out, skiff_error_t *err);
+/* Every assignment, or those of one principal (objectId) when principal_id is not NULL. */
+int store_role_assignment_list (store_t *s, const char *principal_id, json_t **out, skiff_error_t *err);
+int store_role_assignment_delete (store_t *s, const char *name, int *deleted, skiff_error_t *err);
+
 #endif

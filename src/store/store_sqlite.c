@@ -42,6 +42,13 @@ static const char *const migrations[] = {
   "CREATE TABLE operations (id TEXT PRIMARY KEY, group_id TEXT NOT NULL, status TEXT NOT NULL, error TEXT,"
   "  start_ns INTEGER NOT NULL, end_ns INTEGER);"
   "CREATE INDEX operations_by_group ON operations (group_id);",
+  /* 2: identities and role assignments */
+  "CREATE TABLE principals (app_id TEXT PRIMARY KEY, object_id TEXT NOT NULL UNIQUE, name TEXT NOT NULL,"
+  "  secret_hash TEXT, certificate TEXT, created_ns INTEGER NOT NULL);"
+  "CREATE TABLE role_assignments (name TEXT PRIMARY KEY, scope TEXT NOT NULL, scope_key TEXT NOT NULL,"
+  "  role_id TEXT NOT NULL, principal_id TEXT NOT NULL, created_ns INTEGER NOT NULL,"
+  "  UNIQUE (scope_key, role_id, principal_id));"
+  "CREATE INDEX role_assignments_by_principal ON role_assignments (principal_id);",
 };
 
 static int
@@ -885,5 +892,216 @@ store_op_get (store_t *s, const char *op_id, char **status, json_t **error, char
     }
   else if (rc != SQLITE_DONE)
     return db_error (s, rc, "get operation", err);
+  return 0;
+}
+
+/* ---- principals and role assignments -------------------------------------- */
+
+static json_t *
+principal_row (sqlite3_stmt *st)
+{
+  json_t *p
+      = json_pack ("{s:s,s:s,s:s,s:I}", "appId", sqlite3_column_text (st, 0), "objectId", sqlite3_column_text (st, 1),
+                   "displayName", sqlite3_column_text (st, 2), "createdNs", (json_int_t)sqlite3_column_int64 (st, 5));
+  if (sqlite3_column_type (st, 3) != SQLITE_NULL)
+    json_object_set_new (p, "secretHash", json_string ((const char *)sqlite3_column_text (st, 3)));
+  if (sqlite3_column_type (st, 4) != SQLITE_NULL)
+    json_object_set_new (p, "certificate", json_string ((const char *)sqlite3_column_text (st, 4)));
+  return p;
+}
+
+int
+store_principal_put (store_t *s, const char *app_id, const char *object_id, const char *name, const char *secret_hash,
+                     const char *certificate, skiff_error_t *err)
+{
+  LOCKED (s);
+  cleanup_stmt sqlite3_stmt *st = NULL;
+  if (prepare (s,
+               "INSERT INTO principals (app_id, object_id, name, secret_hash, certificate, created_ns)"
+               " VALUES (?,?,?,?,?,?)",
+               &st, err)
+      < 0)
+    return -1;
+  bind_text (st, 1, app_id);
+  bind_text (st, 2, object_id);
+  bind_text (st, 3, name);
+  bind_text (st, 4, secret_hash);
+  bind_text (st, 5, certificate);
+  sqlite3_bind_int64 (st, 6, skiff_now_ns ());
+  int rc = sqlite3_step (st);
+  if (rc != SQLITE_DONE)
+    return db_error (s, rc, "insert principal", err);
+  return 0;
+}
+
+int
+store_principal_get (store_t *s, const char *id, json_t **out, skiff_error_t *err)
+{
+  LOCKED (s);
+  *out = NULL;
+  cleanup_stmt sqlite3_stmt *st = NULL;
+  if (prepare (s,
+               "SELECT app_id, object_id, name, secret_hash, certificate, created_ns FROM principals"
+               " WHERE app_id=lower(?1) OR object_id=lower(?1)",
+               &st, err)
+      < 0)
+    return -1;
+  bind_text (st, 1, id);
+  int rc = sqlite3_step (st);
+  if (rc == SQLITE_ROW)
+    *out = principal_row (st);
+  else if (rc != SQLITE_DONE)
+    return db_error (s, rc, "get principal", err);
+  return 0;
+}
+
+int
+store_principal_list (store_t *s, json_t **out, skiff_error_t *err)
+{
+  LOCKED (s);
+  cleanup_stmt sqlite3_stmt *st = NULL;
+  if (prepare (s,
+               "SELECT app_id, object_id, name, secret_hash, certificate, created_ns FROM principals"
+               " ORDER BY created_ns, app_id",
+               &st, err)
+      < 0)
+    return -1;
+  json_t *arr = json_array ();
+  int rc;
+  while ((rc = sqlite3_step (st)) == SQLITE_ROW)
+    json_array_append_new (arr, principal_row (st));
+  if (rc != SQLITE_DONE)
+    {
+      json_decref (arr);
+      return db_error (s, rc, "list principals", err);
+    }
+  *out = arr;
+  return 0;
+}
+
+int
+store_principal_delete (store_t *s, const char *app_id, int *deleted, skiff_error_t *err)
+{
+  LOCKED (s);
+  cleanup_stmt sqlite3_stmt *st = NULL;
+  *deleted = 0;
+  if (exec_sql (s, "BEGIN", err) < 0)
+    return -1;
+  if (prepare (
+          s,
+          "DELETE FROM role_assignments WHERE principal_id IN (SELECT object_id FROM principals WHERE app_id=lower(?))",
+          &st, err)
+          < 0
+      || (bind_text (st, 1, app_id), sqlite3_step (st)) != SQLITE_DONE)
+    {
+      exec_sql (s, "ROLLBACK", NULL);
+      return err && *err ? -1 : db_error (s, SQLITE_ERROR, "delete role assignments", err);
+    }
+  sqlite3_finalize (st);
+  st = NULL;
+  if (prepare (s, "DELETE FROM principals WHERE app_id=lower(?)", &st, err) < 0
+      || (bind_text (st, 1, app_id), sqlite3_step (st)) != SQLITE_DONE)
+    {
+      exec_sql (s, "ROLLBACK", NULL);
+      return err && *err ? -1 : db_error (s, SQLITE_ERROR, "delete principal", err);
+    }
+  *deleted = sqlite3_changes (s->db) > 0;
+  return exec_sql (s, "COMMIT", err);
+}
+
+static json_t *
+assignment_row (sqlite3_stmt *st)
+{
+  return json_pack ("{s:s,s:s,s:s,s:s,s:I}", "name", sqlite3_column_text (st, 0), "scope", sqlite3_column_text (st, 1),
+                    "roleId", sqlite3_column_text (st, 2), "principalId", sqlite3_column_text (st, 3), "createdNs",
+                    (json_int_t)sqlite3_column_int64 (st, 4));
+}
+
+int
+store_role_assignment_put (store_t *s, const char *name, const char *scope, const char *role_id,
+                           const char *principal_id, skiff_error_t *err)
+{
+  LOCKED (s);
+  cleanup_stmt sqlite3_stmt *st = NULL;
+  cleanup_free char *key = lower_dup (scope);
+  if (prepare (s,
+               "INSERT INTO role_assignments (name, scope, scope_key, role_id, principal_id, created_ns)"
+               " VALUES (lower(?),?,?,lower(?),lower(?),?)",
+               &st, err)
+      < 0)
+    return -1;
+  bind_text (st, 1, name);
+  bind_text (st, 2, scope);
+  bind_text (st, 3, key);
+  bind_text (st, 4, role_id);
+  bind_text (st, 5, principal_id);
+  sqlite3_bind_int64 (st, 6, skiff_now_ns ());
+  int rc = sqlite3_step (st);
+  if (rc == SQLITE_CONSTRAINT)
+    return skiff_error_arm (err, 409, "RoleAssignmentExists", "The role assignment already exists.");
+  if (rc != SQLITE_DONE)
+    return db_error (s, rc, "insert role assignment", err);
+  return 0;
+}
+
+int
+store_role_assignment_get (store_t *s, const char *name, json_t **out, skiff_error_t *err)
+{
+  LOCKED (s);
+  *out = NULL;
+  cleanup_stmt sqlite3_stmt *st = NULL;
+  if (prepare (s, "SELECT name, scope, role_id, principal_id, created_ns FROM role_assignments WHERE name=lower(?)",
+               &st, err)
+      < 0)
+    return -1;
+  bind_text (st, 1, name);
+  int rc = sqlite3_step (st);
+  if (rc == SQLITE_ROW)
+    *out = assignment_row (st);
+  else if (rc != SQLITE_DONE)
+    return db_error (s, rc, "get role assignment", err);
+  return 0;
+}
+
+int
+store_role_assignment_list (store_t *s, const char *principal_id, json_t **out, skiff_error_t *err)
+{
+  LOCKED (s);
+  cleanup_stmt sqlite3_stmt *st = NULL;
+  if (prepare (s,
+               principal_id ? "SELECT name, scope, role_id, principal_id, created_ns FROM role_assignments"
+                              " WHERE principal_id=lower(?) ORDER BY scope_key, created_ns"
+                            : "SELECT name, scope, role_id, principal_id, created_ns FROM role_assignments"
+                              " ORDER BY scope_key, created_ns",
+               &st, err)
+      < 0)
+    return -1;
+  if (principal_id)
+    bind_text (st, 1, principal_id);
+  json_t *arr = json_array ();
+  int rc;
+  while ((rc = sqlite3_step (st)) == SQLITE_ROW)
+    json_array_append_new (arr, assignment_row (st));
+  if (rc != SQLITE_DONE)
+    {
+      json_decref (arr);
+      return db_error (s, rc, "list role assignments", err);
+    }
+  *out = arr;
+  return 0;
+}
+
+int
+store_role_assignment_delete (store_t *s, const char *name, int *deleted, skiff_error_t *err)
+{
+  LOCKED (s);
+  cleanup_stmt sqlite3_stmt *st = NULL;
+  if (prepare (s, "DELETE FROM role_assignments WHERE name=lower(?)", &st, err) < 0)
+    return -1;
+  bind_text (st, 1, name);
+  int rc = sqlite3_step (st);
+  if (rc != SQLITE_DONE)
+    return db_error (s, rc, "delete role assignment", err);
+  *deleted = sqlite3_changes (s->db) > 0;
   return 0;
 }
