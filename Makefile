@@ -21,10 +21,11 @@ CFLAGS := $(subst -I/usr/include/h2o,-isystem /usr/include/h2o,$(CFLAGS))
 LDFLAGS += $(SANFLAGS) -Wl,--as-needed
 LDLIBS += $(PKG_LIBS) -lwslay -lpthread -lm
 
-LIB_DIRS = common model store api agent image runtime monclient
+LIB_DIRS = common model store auth api agent image runtime monclient
 LIB_SRCS := $(foreach d,$(LIB_DIRS),$(wildcard src/$(d)/*.c))
 LIB_OBJS := $(patsubst src/%.c,$(BUILD)/obj/%.o,$(LIB_SRCS))
 COMMON_OBJS := $(patsubst src/%.c,$(BUILD)/obj/%.o,$(wildcard src/common/*.c))
+AUTH_OBJS := $(patsubst src/%.c,$(BUILD)/obj/%.o,$(wildcard src/auth/*.c))
 SKIFFD_OBJS := $(patsubst src/%.c,$(BUILD)/obj/%.o,$(wildcard src/skiffd/*.c))
 MONITOR_OBJS := $(patsubst src/%.c,$(BUILD)/obj/%.o,$(wildcard src/monitor/*.c))
 CLI_OBJS := $(patsubst src/%.c,$(BUILD)/obj/%.o,$(wildcard src/cli/*.c))
@@ -52,7 +53,7 @@ $(BUILD)/skiffd: $(SKIFFD_OBJS) $(BUILD)/libskiff.a
 $(BUILD)/skiff-monitor: $(MONITOR_OBJS) $(COMMON_OBJS)
 	$(CC) $(LDFLAGS) -o $@ $^ -ljansson
 
-$(BUILD)/skiff: $(CLI_OBJS) $(COMMON_OBJS)
+$(BUILD)/skiff: $(CLI_OBJS) $(COMMON_OBJS) $(AUTH_OBJS)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
 $(BUILD)/tests/%: $(BUILD)/obj/tests/%.o $(BUILD)/libskiff.a
