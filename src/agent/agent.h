@@ -43,6 +43,22 @@ void agent_notify (agent_t *a, const char *group_id);
 int agent_read_logs (agent_t *a, const char *group_id, const char *container, int tail, int timestamps, char **out,
                      skiff_error_t *err);
 
+/* Starts `argv` (NULL-terminated, at most 256 words and 64 KiB) in a running container
+ * of group `group_id` on a new pty of rows x cols (0: the default) and returns in
+ * *fd_out a connected socket (non-blocking, close-on-exec, owned by the caller) that
+ * carries raw bytes both ways: what is written goes to the pty, what is read comes
+ * from it. The monitor closes it when the process ends; closing it ends the process
+ * (SIGHUP, SIGKILL after 2 s). Errors are ARM errors: 409 ContainerGroupNotRunning
+ * (no monitor), 404 ContainerNotFound, 409 ContainerNotRunning, 400
+ * InvalidRequestContent, 429 TooManyRequests (16 sessions per group), 500 ExecFailed. */
+int agent_exec_open (agent_t *a, const char *group_id, const char *container, char *const *argv, int rows, int cols,
+                     int *fd_out, skiff_error_t *err);
+
+/* Attaches to the output of a running container: *fd_out receives its stdout and
+ * stderr bytes from now on until its run ends (then EOF); input is ignored. A reader
+ * more than 256 KiB behind is dropped by the monitor. Errors as agent_exec_open. */
+int agent_attach_open (agent_t *a, const char *group_id, const char *container, int *fd_out, skiff_error_t *err);
+
 /* Removes unpacked layers and blobs that no group on this host uses; *removed tells how
  * many. Waits for creates that are between pulling and recording their images. */
 int agent_prune_images (agent_t *a, int *removed, skiff_error_t *err);

@@ -205,6 +205,118 @@ monclient_request (const char *group_dir, json_t *request, int timeout_ms, json_
   return read_line (fd, &buf, &len, deadline, reply, err);
 }
 
+#define STREAM_REPLY_TIMEOUT_MS 12000
+#define STREAM_REPLY_MAX 65536
+
+/* Maps a monitor error reply of a stream request onto an ARM error. */
+static int
+stream_error (json_t *reply, skiff_error_t *err)
+{
+  const char *code = json_string_value (json_object_get (reply, "code"));
+  const char *msg = json_string_value (json_object_get (reply, "error"));
+  if (msg == NULL)
+    msg = "the monitor refused the request";
+  if (code == NULL)
+    code = "";
+  if (strcmp (code, "ContainerNotFound") == 0)
+    return skiff_error_arm (err, 404, "ContainerNotFound", "%s", msg);
+  if (strcmp (code, "ContainerNotRunning") == 0)
+    return skiff_error_arm (err, 409, "ContainerNotRunning", "%s", msg);
+  if (strcmp (code, "InvalidRequest") == 0)
+    return skiff_error_arm (err, 400, "InvalidRequestContent", "%s", msg);
+  if (strcmp (code, "TooManySessions") == 0)
+    return skiff_error_arm (err, 429, "TooManyRequests", "%s", msg);
+  return skiff_error_arm (err, 500, "ExecFailed", "%s", msg);
+}
+
+int
+monclient_open_stream (const char *sock_path, json_t *request, int *fd_out, skiff_error_t *err)
+{
+  *fd_out = -1;
+  int64_t deadline = now_ms () + STREAM_REPLY_TIMEOUT_MS;
+  struct sockaddr_un addr = { .sun_family = AF_UNIX };
+  cleanup_close int dirfd = -1;
+  if (strlen (sock_path) >= sizeof (addr.sun_path))
+    {
+      /* Long paths go through /proc/self/fd, as in connect_monitor. */
+      const char *slash = strrchr (sock_path, '/');
+      if (slash == NULL || strlen (slash) > 64)
+        return skiff_error_set (err, ENAMETOOLONG, "monitor socket `%s`", sock_path);
+      cleanup_free char *dir = strndup (sock_path, (size_t)(slash - sock_path));
+      dirfd = dir ? open (dir[0] ? dir : "/", O_PATH | O_DIRECTORY | O_CLOEXEC) : -1;
+      if (dirfd < 0)
+        {
+          if (errno == ENOENT)
+            return skiff_error_arm (err, 409, "ContainerGroupNotRunning", "the container group is not running");
+          return skiff_error_set (err, errno, "monitor folder of `%s`", sock_path);
+        }
+      snprintf (addr.sun_path, sizeof (addr.sun_path), "/proc/self/fd/%d%s", dirfd, slash);
+    }
+  else
+    strcpy (addr.sun_path, sock_path);
+  cleanup_close int fd = socket (AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+  if (fd < 0)
+    return skiff_error_set (err, errno, "socket");
+  for (;;)
+    {
+      if (connect (fd, (struct sockaddr *)&addr, sizeof (addr)) == 0)
+        break;
+      if (errno == EINTR)
+        continue;
+      if (errno == EAGAIN && left_ms (deadline) > 0)
+        {
+          struct timespec ts = { 0, 5000000 };
+          nanosleep (&ts, NULL);
+          continue;
+        }
+      if (errno == ENOENT || errno == ECONNREFUSED)
+        return skiff_error_arm (err, 409, "ContainerGroupNotRunning", "the container group is not running");
+      return skiff_error_set (err, errno == EAGAIN ? ETIMEDOUT : errno, "connect to `%s`", sock_path);
+    }
+  if (send_json (fd, request, deadline, err) < 0)
+    return -1;
+  /* One byte at a time: whatever follows the reply line is stream data and stays in
+     the socket for the caller. */
+  cleanup_free char *line = malloc (STREAM_REPLY_MAX);
+  if (line == NULL)
+    return skiff_error_set (err, ENOMEM, "stream reply");
+  size_t len = 0;
+  for (;;)
+    {
+      char c;
+      ssize_t r = recv (fd, &c, 1, 0);
+      if (r == 1)
+        {
+          if (c == '\n')
+            break;
+          if (len + 1 >= STREAM_REPLY_MAX)
+            return skiff_error_set (err, EMSGSIZE, "monitor reply longer than %d bytes", STREAM_REPLY_MAX);
+          line[len++] = c;
+          continue;
+        }
+      if (r == 0)
+        return skiff_error_set (err, ECONNRESET, "monitor closed the connection without a reply");
+      if (errno == EINTR)
+        continue;
+      if (errno != EAGAIN)
+        return skiff_error_set (err, errno, "read from monitor");
+      struct pollfd p = { .fd = fd, .events = POLLIN };
+      int pr = poll (&p, 1, left_ms (deadline));
+      if (pr == 0)
+        return skiff_error_set (err, ETIMEDOUT, "waiting for the monitor to open the stream");
+      if (pr < 0 && errno != EINTR)
+        return skiff_error_set (err, errno, "poll");
+    }
+  json_error_t jerr;
+  cleanup_json json_t *reply = json_loadb (line, len, 0, &jerr);
+  if (reply == NULL)
+    return skiff_error_set (err, EPROTO, "bad reply from monitor: %s", jerr.text);
+  if (!json_is_true (json_object_get (reply, "ok")))
+    return stream_error (reply, err);
+  *fd_out = steal_fd (&fd);
+  return *fd_out;
+}
+
 int
 monclient_subscribe (const char *group_dir, monclient_sub_t **sub_out, skiff_error_t *err)
 {

@@ -68,6 +68,19 @@ int monclient_read_update (monclient_sub_t *sub, json_t **update, skiff_error_t 
 /* Closes the socket and frees the subscription. NULL is fine. */
 void monclient_sub_free (monclient_sub_t *sub);
 
+/* Opens an exec or attach stream: connects to the monitor socket at sock_path, sends
+ * `request` ({"op":"exec","container":C,"argv":[...],"rows":R,"cols":N} or
+ * {"op":"attach","container":C}) and reads the reply line (waits up to 12 s, a little
+ * longer than the monitor gives the runtime). On {"ok":true} it returns the connected
+ * socket (non-blocking, close-on-exec; also stored in *fd_out, owned by the caller),
+ * positioned right after the reply line: from there on it carries raw bytes (exec: to
+ * and from the pty; attach: the container's output, input ignored) until the monitor
+ * closes it. An error reply gives -1 with an ARM error: 404 ContainerNotFound,
+ * 409 ContainerNotRunning, 400 InvalidRequestContent, 429 TooManyRequests,
+ * 500 ExecFailed (the runtime's message). A monitor that is not there (no socket,
+ * nobody listening) gives 409 ContainerGroupNotRunning. */
+int monclient_open_stream (const char *sock_path, json_t *request, int *fd_out, skiff_error_t *err);
+
 /* Reads <group_dir>/state.json into *state (NULL when the file does not exist yet)
  * and the events with seq > since_seq from events.jsonl into *events (an array,
  * newest 10000 at most), without talking to the monitor. Either out pointer may be

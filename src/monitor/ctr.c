@@ -157,6 +157,7 @@ pipe_read (struct ctr *c, int stream, int rounds)
       if (r <= 0)
         return 1;
       lc.ns = skiff_now_ns ();
+      attach_feed (c, buf, (size_t)r);
       mon_linebuf_feed (&c->lines[stream], buf, (size_t)r, write_line, &lc);
     }
   return 0;
@@ -205,6 +206,7 @@ ctr_finish (struct ctr *c, int code, const char *detail)
   c->last_exit = code;
   c->pid = 0;
   M.dirty = true;
+  attach_end (c); /* an attach follows one run */
   mon_event (c->cfg->name, "Terminated", code == 0 ? "Normal" : "Warning",
              "Container %s terminated with exit code %d (%s)", c->cfg->name, code, detail);
   if (M.op != OP_NONE)
@@ -228,9 +230,8 @@ ctr_finish (struct ctr *c, int code, const char *detail)
   mon_event (c->cfg->name, "BackOff", "Warning", "Back-off restarting failed container");
 }
 
-/* The runtime's own error message: the last non-empty line of its log file. */
-static char *
-runtime_error (const char *log_path, int st)
+char *
+ctr_runtime_error (const char *log_path, int st)
 {
   cleanup_free char *text = NULL;
   size_t len = 0;
@@ -253,6 +254,15 @@ runtime_error (const char *log_path, int st)
   return skiff_strdup_printf ("runtime failed with exit code %d", mon_exit_code (st));
 }
 
+char *
+ctr_runtime_log_opt (const char *log_path)
+{
+  /* crun takes a driver prefix (file:, journald:); runc takes a plain path */
+  const char *rt_base = strrchr (M.cfg.runtime, '/') ? strrchr (M.cfg.runtime, '/') + 1 : M.cfg.runtime;
+  return strncmp (rt_base, "crun", 4) == 0 ? skiff_strdup_printf ("--log=file:%s", log_path)
+                                           : skiff_strdup_printf ("--log=%s", log_path);
+}
+
 void
 ctr_start (struct ctr *c)
 {
@@ -264,10 +274,7 @@ ctr_start (struct ctr *c)
   ctr_close_pipes (c);
   cleanup_free char *pid_path = skiff_strdup_printf ("%s/run/%s.pid", M.dir, name);
   cleanup_free char *log_path = skiff_strdup_printf ("%s/run/%s.crun.log", M.dir, name);
-  /* crun takes a driver prefix (file:, journald:); runc takes a plain path */
-  const char *rt_base = strrchr (M.cfg.runtime, '/') ? strrchr (M.cfg.runtime, '/') + 1 : M.cfg.runtime;
-  cleanup_free char *log_opt = strncmp (rt_base, "crun", 4) == 0 ? skiff_strdup_printf ("--log=file:%s", log_path)
-                                                                 : skiff_strdup_printf ("--log=%s", log_path);
+  cleanup_free char *log_opt = ctr_runtime_log_opt (log_path);
   unlink (pid_path);
   unlink (log_path);
 
@@ -339,7 +346,7 @@ ctr_start (struct ctr *c)
     }
 
   /* The runtime failed before the container ran: record it like an exit. */
-  cleanup_free char *msg = runtime_error (log_path, st);
+  cleanup_free char *msg = ctr_runtime_error (log_path, st);
   ctr_close_pipes (c); /* the runtime's own stderr, if any, goes to the log too */
   ctr_delete (c);
   log_warn ("container %s failed to start: %s", name, msg);

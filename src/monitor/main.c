@@ -262,6 +262,9 @@ reap (void)
       pid_t pid = waitpid (-1, &st, WNOHANG);
       if (pid <= 0)
         return;
+      /* An exec session's runtime process is never taken for a container's exit. */
+      if (exec_reaped (pid, st))
+        continue;
       for (size_t i = 0; i < M.n; i++)
         if (M.ctrs[i].status == CS_RUNNING && M.ctrs[i].pid == pid)
           {
@@ -299,6 +302,7 @@ on_timer (void)
   if (read (M.timerfd, &ticks, sizeof (ticks)) < 0 && errno != EAGAIN)
     log_warn ("timerfd: %s", strerror (errno));
   int64_t now = skiff_monotonic_ns ();
+  exec_timer (now);
   if (M.op != OP_NONE && !M.killed && now >= M.kill_at)
     {
       M.killed = true;
@@ -336,6 +340,9 @@ arm_timer (void)
     for (size_t i = 0; i < M.n; i++)
       if (M.ctrs[i].status == CS_BACKOFF && (next == 0 || M.ctrs[i].restart_at < next))
         next = M.ctrs[i].restart_at;
+  int64_t ex = exec_next_deadline ();
+  if (ex > 0 && (next == 0 || ex < next))
+    next = ex;
   struct itimerspec its = { 0 };
   if (next > 0)
     {
@@ -499,13 +506,21 @@ main (int argc, char **argv)
             case W_PIPE:
               ctr_pipe_ready (w->obj, w->stream);
               break;
+            case W_CONSOLE:
+              exec_console_ready (w->obj);
+              break;
+            case W_PTY:
+              exec_pty_ready (w->obj, evs[i].events);
+              break;
             }
         }
       mon_flush ();
       sock_sweep ();
+      exec_sweep ();
     }
   drain_all ();
   mon_flush ();
+  exec_close_all ();
   sock_close_all ();
   unlink ("monitor.sock");
   unlink ("monitor.pid");

@@ -1,9 +1,10 @@
 /* sock.c - the monitor's control socket: newline-delimited JSON requests
- * (status, stop, restart, subscribe), many clients at once, non-blocking.
+ * (status, stop, restart, subscribe, exec, attach), many clients at once, non-blocking.
  *
  * Each client has an input buffer (one request line, at most 64 KiB) and an output
  * buffer (at most 8 MiB; a subscriber that stops reading is dropped instead of
- * making the monitor grow).
+ * making the monitor grow). After a successful exec or attach reply the connection
+ * carries raw bytes (see stream.c).
  */
 #include "monitor/monitor.h"
 
@@ -57,11 +58,17 @@ sock_listen (skiff_error_t *err)
   return 0;
 }
 
-static void
-client_close (struct client *cl)
+static void client_flush (struct client *cl);
+
+void
+sock_client_close (struct client *cl)
 {
   if (cl->dead)
     return;
+  if (cl->mode == CM_EXEC && cl->ex)
+    exec_client_gone (cl->ex);
+  cl->ex = NULL;
+  cl->att = NULL;
   epoll_ctl (M.epfd, EPOLL_CTL_DEL, cl->fd, NULL);
   close (cl->fd);
   cl->fd = -1;
@@ -104,7 +111,7 @@ client_flush (struct client *cl)
             continue;
           if (errno == EAGAIN)
             break;
-          client_close (cl);
+          sock_client_close (cl);
           return;
         }
       off += (size_t)w;
@@ -120,17 +127,85 @@ client_flush (struct client *cl)
       cl->out = NULL;
       if (cl->closing)
         {
-          client_close (cl);
+          sock_client_close (cl);
           return;
         }
     }
-  struct epoll_event ev = { .events = EPOLLIN | (cl->out_len ? EPOLLOUT : 0), .data.ptr = &cl->w };
-  epoll_ctl (M.epfd, EPOLL_CTL_MOD, cl->fd, &ev);
+  if (off > 0 && cl->mode == CM_EXEC && cl->ex)
+    exec_client_drained (cl->ex);
+  sock_rearm (cl);
 }
 
-/* Queues one JSON value as a line. */
-static void
-client_send (struct client *cl, json_t *j)
+void
+sock_rearm (struct client *cl)
+{
+  if (cl->dead)
+    return;
+  uint32_t want = cl->out_len ? EPOLLOUT : 0;
+  if (!cl->closing)
+    {
+      /* Input is read except from an exec client whose pty input buffer is full. */
+      if (cl->mode != CM_EXEC || (cl->ex && exec_wants_input (cl->ex)))
+        want |= EPOLLIN;
+    }
+  if (want == cl->ev_mask)
+    return;
+  struct epoll_event ev = { .events = want, .data.ptr = &cl->w };
+  if (epoll_ctl (M.epfd, EPOLL_CTL_MOD, cl->fd, &ev) == 0)
+    cl->ev_mask = want;
+}
+
+void
+sock_close_after_flush (struct client *cl)
+{
+  if (cl->dead)
+    return;
+  cl->closing = true;
+  client_flush (cl);
+}
+
+int
+sock_send_raw (struct client *cl, const void *data, size_t len, size_t cap)
+{
+  if (cl->dead)
+    return -1;
+  if (len == 0)
+    return 0;
+  if (cl->out_len + len > cap)
+    return -1;
+  size_t off = 0;
+  if (cl->out_len == 0)
+    {
+      /* Nothing queued: write directly, buffer only what the socket does not take. */
+      while (off < len)
+        {
+          ssize_t w = send (cl->fd, (const char *)data + off, len - off, MSG_NOSIGNAL);
+          if (w < 0 && errno == EINTR)
+            continue;
+          if (w < 0 && errno == EAGAIN)
+            break;
+          if (w < 0)
+            {
+              sock_client_close (cl);
+              return 0; /* gone; the caller's loop sees cl->dead */
+            }
+          off += (size_t)w;
+        }
+      if (off == len)
+        return 0;
+    }
+  char *nb = realloc (cl->out, cl->out_len + len - off);
+  if (nb == NULL)
+    return -1;
+  cl->out = nb;
+  memcpy (cl->out + cl->out_len, (const char *)data + off, len - off);
+  cl->out_len += len - off;
+  sock_rearm (cl);
+  return 0;
+}
+
+void
+sock_send_json (struct client *cl, json_t *j)
 {
   if (cl->dead)
     return;
@@ -141,13 +216,13 @@ client_send (struct client *cl, json_t *j)
   if (cl->out_len + len + 1 > MAX_OUT)
     {
       log_warn ("dropping a client that does not read its replies");
-      client_close (cl);
+      sock_client_close (cl);
       return;
     }
   char *nb = realloc (cl->out, cl->out_len + len + 1);
   if (nb == NULL)
     {
-      client_close (cl);
+      sock_client_close (cl);
       return;
     }
   cl->out = nb;
@@ -161,14 +236,22 @@ static void
 client_error (struct client *cl, const char *msg)
 {
   cleanup_json json_t *j = json_pack ("{s:b, s:s}", "ok", 0, "error", msg);
-  client_send (cl, j);
+  sock_send_json (cl, j);
+}
+
+void
+sock_fail (struct client *cl, const char *code, const char *msg)
+{
+  cleanup_json json_t *j = json_pack ("{s:b, s:s, s:s}", "ok", 0, "error", msg, "code", code);
+  sock_send_json (cl, j);
+  sock_close_after_flush (cl);
 }
 
 static void
 client_ok (struct client *cl)
 {
   cleanup_json json_t *j = json_pack ("{s:b}", "ok", 1);
-  client_send (cl, j);
+  sock_send_json (cl, j);
 }
 
 static void
@@ -191,7 +274,7 @@ handle_request (struct client *cl, const char *line, size_t len)
       if (mon_events_read ("events.jsonl", s, MAX_EVENTS_REPLY, &events, NULL, &err) < 0)
         log_warn ("%s", err->msg);
       cleanup_json json_t *reply = json_pack ("{s:b, s:o, s:o}", "ok", 1, "state", mon_state_json (), "events", events);
-      client_send (cl, reply);
+      sock_send_json (cl, reply);
     }
   else if (strcmp (op, "stop") == 0 || strcmp (op, "restart") == 0)
     {
@@ -224,9 +307,13 @@ handle_request (struct client *cl, const char *line, size_t len)
             log_warn ("%s", err->msg);
           cleanup_json json_t *line
               = json_pack ("{s:o, s:o}", "state", mon_state_json (), "events", events ? events : json_array ());
-          client_send (cl, line);
+          sock_send_json (cl, line);
         }
     }
+  else if (strcmp (op, "exec") == 0)
+    exec_request (cl, req);
+  else if (strcmp (op, "attach") == 0)
+    attach_request (cl, req);
   else
     {
       cleanup_free char *msg = skiff_strdup_printf ("unknown op `%.64s`", op);
@@ -247,13 +334,13 @@ client_read (struct client *cl)
         return;
       if (r <= 0)
         {
-          client_close (cl);
+          sock_client_close (cl);
           return;
         }
       char *nb = realloc (cl->in, cl->in_len + (size_t)r);
       if (nb == NULL)
         {
-          client_close (cl);
+          sock_client_close (cl);
           return;
         }
       cl->in = nb;
@@ -269,6 +356,17 @@ client_read (struct client *cl)
             return;
           memmove (cl->in, nl + 1, cl->in_len - llen - 1);
           cl->in_len -= llen + 1;
+          if (cl->mode != CM_CONTROL || cl->closing)
+            {
+              /* The connection is a raw stream now (or ends): what came after the
+                 request line is exec input, or discarded. */
+              if (cl->mode == CM_EXEC && cl->ex && !cl->closing)
+                exec_client_input (cl->ex, cl->in, cl->in_len);
+              free (cl->in);
+              cl->in = NULL;
+              cl->in_len = 0;
+              return;
+            }
         }
       if (cl->in_len > MAX_REQUEST)
         {
@@ -308,6 +406,7 @@ sock_accept (void)
       cl->fd = fd;
       cl->w.kind = W_CLIENT;
       cl->w.obj = cl;
+      cl->ev_mask = EPOLLIN;
       if (mon_watch (fd, EPOLLIN, &cl->w) < 0)
         {
           close (fd);
@@ -320,6 +419,26 @@ sock_accept (void)
     }
 }
 
+/* An attached client sends nothing useful: read and drop, notice the close. */
+static void
+attach_client_read (struct client *cl)
+{
+  char buf[1024];
+  for (;;)
+    {
+      ssize_t r = recv (cl->fd, buf, sizeof (buf), 0);
+      if (r < 0 && errno == EINTR)
+        continue;
+      if (r < 0 && errno == EAGAIN)
+        return;
+      if (r <= 0)
+        {
+          sock_client_close (cl);
+          return;
+        }
+    }
+}
+
 void
 sock_client_ready (struct client *cl, uint32_t events)
 {
@@ -327,7 +446,15 @@ sock_client_ready (struct client *cl, uint32_t events)
     return;
   if (events & EPOLLOUT)
     client_flush (cl);
-  if (!cl->dead && !cl->closing && (events & (EPOLLIN | EPOLLHUP | EPOLLERR)))
+  if (!cl->dead && cl->closing && (events & (EPOLLHUP | EPOLLERR)))
+    sock_client_close (cl); /* the peer is gone: nothing more can be delivered */
+  if (cl->dead || cl->closing || !(events & (EPOLLIN | EPOLLHUP | EPOLLERR)))
+    return;
+  if (cl->mode == CM_EXEC)
+    exec_client_read (cl);
+  else if (cl->mode == CM_ATTACH)
+    attach_client_read (cl);
+  else
     client_read (cl);
 }
 
@@ -341,7 +468,7 @@ sock_publish (json_t *state)
         continue;
       if (line == NULL)
         line = json_pack ("{s:O, s:O}", "state", state, "events", M.pending_events);
-      client_send (cl, line);
+      sock_send_json (cl, line);
     }
   if (line)
     json_decref (line);
@@ -387,7 +514,7 @@ sock_close_all (void)
             break;
           off += (size_t)w;
         }
-      client_close (cl);
+      sock_client_close (cl);
     }
   sock_sweep ();
 }

@@ -6,12 +6,20 @@
  *   monclient_tool subscribe DIR N      (prints N updates, one per line, or "EOF")
  *   monclient_tool state DIR SINCE
  *   monclient_tool alive DIR
+ *   monclient_tool stream DIR JSON [--no-read]
+ *       opens an exec/attach stream (monclient_open_stream on DIR/monitor.sock), prints
+ *       "open" on stderr, then copies stdin to the stream and the stream to stdout until
+ *       the monitor closes it (stdin EOF does not close it); --no-read never reads it.
+ *       An error reply prints "error <errno> <http status> <code> <message>" and exits 1.
  * Errors print "error <errno> <message>" and exit 1.
  */
+#include <errno.h>
 #include <poll.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "common/cleanup.h"
 #include "common/jsonutil.h"
@@ -98,6 +106,67 @@ main (int argc, char **argv)
   if (argc >= 3 && strcmp (argv[1], "alive") == 0)
     {
       printf ("%d\n", monclient_monitor_alive (argv[2]));
+      return 0;
+    }
+  if (argc >= 4 && strcmp (argv[1], "stream") == 0)
+    {
+      cleanup_json json_t *req = json_loads (argv[3], 0, NULL);
+      if (req == NULL)
+        return 2;
+      cleanup_free char *sock = malloc (strlen (argv[2]) + 32);
+      sprintf (sock, "%s/monitor.sock", argv[2]);
+      int fd = -1;
+      if (monclient_open_stream (sock, req, &fd, &err) < 0)
+        {
+          printf ("error %d %d %s %s\n", err->status, err->http_status, err->code ? err->code : "-", err->msg);
+          return 1;
+        }
+      fprintf (stderr, "open\n");
+      if (argc > 4 && strcmp (argv[4], "--no-read") == 0)
+        for (;;)
+          pause ();
+      bool in_open = true;
+      char buf[16384];
+      for (;;)
+        {
+          struct pollfd p[2] = { { .fd = fd, .events = POLLIN }, { .fd = in_open ? 0 : -1, .events = POLLIN } };
+          if (poll (p, 2, -1) < 0)
+            continue;
+          if (p[0].revents)
+            {
+              ssize_t r = read (fd, buf, sizeof (buf));
+              if (r < 0 && (errno == EAGAIN || errno == EINTR))
+                continue;
+              if (r <= 0)
+                break;
+              fwrite (buf, 1, (size_t)r, stdout);
+              fflush (stdout);
+            }
+          if (p[1].revents)
+            {
+              ssize_t r = read (0, buf, sizeof (buf));
+              if (r <= 0)
+                {
+                  in_open = false;
+                  continue;
+                }
+              for (ssize_t off = 0; off < r;)
+                {
+                  ssize_t w = write (fd, buf + off, (size_t)(r - off));
+                  if (w < 0 && errno == EAGAIN)
+                    {
+                      struct pollfd q = { .fd = fd, .events = POLLOUT };
+                      poll (&q, 1, -1);
+                      continue;
+                    }
+                  if (w < 0)
+                    break;
+                  off += w;
+                }
+            }
+        }
+      fprintf (stderr, "eof\n");
+      close (fd);
       return 0;
     }
   fprintf (stderr, "usage: see the comment at the top of monclient_tool.c\n");

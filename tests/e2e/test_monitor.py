@@ -526,3 +526,213 @@ def test_spawn_errors_and_seq_continues(env):
     out = tool_run(env, "spawn", env["monitor"], g2)
     assert out.startswith("error 17 "), out  # EEXIST
     request(env, g2, {"op": "stop", "graceSeconds": 0})
+
+
+# ---------------------------------------------------------------- exec and attach streams
+
+
+def stream(e, gdir, req, no_read=False):
+    """Opens an exec/attach stream through monclient_open_stream (monclient_tool stream)."""
+    return subprocess.Popen([e["tool"], "stream", gdir, json.dumps(req)] + (["--no-read"] if no_read else []),
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+
+
+def stream_run(e, gdir, req, data=b"", timeout=20):
+    p = stream(e, gdir, req)
+    out, err = p.communicate(data, timeout=timeout)
+    return p.returncode, out, err
+
+
+def running_group(e, containers, running=None, **kw):
+    g = make_group(e, containers, **kw)
+    spawn(e, g)
+    names = running or [c[0] for c in containers]
+    wait_for(lambda: (s := state_file(g)) and all(ctr(s, n)["currentState"]["state"] == "Running" for n in names),
+             15, "running")
+    return g
+
+
+def pgrep(pattern):
+    """pids of `sleep` processes whose command line matches (not shells or our tool)."""
+    r = subprocess.run(["pgrep", "-f", pattern], capture_output=True, text=True)
+    pids = set()
+    for x in r.stdout.split():
+        try:
+            with open("/proc/%s/comm" % x) as f:
+                if f.read().strip() == "sleep":
+                    pids.add(int(x))
+        except OSError:
+            pass
+    return pids
+
+
+def test_exec_output_tty_and_size(env):
+    g = running_group(env, [("c1", ["sh", "-c", "while true; do sleep 1; done"])], policy="Always")
+    rc, out, err = stream_run(env, g, {"op": "exec", "container": "c1",
+                                       "argv": ["sh", "-c", "echo hello; tty; echo term=$TERM path=$PATH"],
+                                       "rows": 0, "cols": 0})
+    assert rc == 0, (out, err)
+    assert b"open" in err and b"eof" in err
+    assert b"hello\r\n" in out, out
+    assert re.search(rb"/dev/pts/\d+", out), out
+    assert b"term=xterm path=/usr/local/sbin:" in out, out  # the container's environment, plus TERM
+    # crun 1.8 sizes the pty (consoleSize) in its parent while the process already starts,
+    # so a process that asks at once may see 0x0 (then SIGWINCH): ask a moment later.
+    for rows, cols in ((33, 101), (24, 80), (120, 300)):
+        rc, out, err = stream_run(env, g, {"op": "exec", "container": "c1",
+                                           "argv": ["sh", "-c", "sleep 0.2; stty size"], "rows": rows, "cols": cols})
+        assert rc == 0 and out.strip() == b"%d %d" % (rows, cols), (out, err)
+    # The exec'd processes' exits are not the container's.
+    time.sleep(0.3)
+    s = state_file(g)
+    c1 = ctr(s, "c1")
+    assert c1["currentState"]["state"] == "Running" and c1["restartCount"] == 0, c1
+    assert not [e for e in events_file(g) if e["name"] == "Terminated"]
+    assert not [f for f in os.listdir(os.path.join(g, "run")) if f.startswith("exec-")]
+    request(env, g, {"op": "stop", "graceSeconds": 0})
+
+
+def test_exec_cat_echoes_and_ends_on_ctrl_d(env):
+    g = running_group(env, [("c1", ["sh", "-c", "while true; do sleep 1; done"])], policy="Always")
+    p = stream(env, g, {"op": "exec", "container": "c1", "argv": ["cat"]})
+    try:
+        p.stdin.write(b"hello-cat\n")
+        p.stdin.flush()
+        # cat is still there: the stream stays open until Ctrl-D.
+        time.sleep(0.5)
+        assert p.poll() is None
+        p.stdin.write(b"\x04")
+        p.stdin.flush()
+        out, err = p.communicate(timeout=10)
+    finally:
+        if p.poll() is None:
+            p.kill()
+    assert p.returncode == 0 and b"eof" in err, (out, err)
+    # the terminal's echo and cat's own output
+    assert out.count(b"hello-cat") == 2, out
+    request(env, g, {"op": "stop", "graceSeconds": 0})
+
+
+def test_exec_errors(env):
+    g = running_group(env, [("c1", ["sh", "-c", "while true; do sleep 1; done"]), ("c2", ["true"])],
+                      running=["c1"])
+    wait_for(lambda: ctr(state_file(g), "c2")["currentState"]["state"] == "Terminated", 15, "c2 done")
+    rc, out, err = stream_run(env, g, {"op": "exec", "container": "c1", "argv": ["/no/such/bin"]})
+    # Either an error reply or a stream that ends with the runtime's message.
+    if rc == 1:
+        assert out.startswith(b"error ") and b"ExecFailed" in out, out
+    else:
+        assert rc == 0 and b"/no/such/bin" in out and b"not found" in out, (out, err)
+    rc, out, _ = stream_run(env, g, {"op": "exec", "container": "c2", "argv": ["true"]})
+    assert rc == 1 and out.startswith(b"error 0 409 ContainerNotRunning "), out
+    rc, out, _ = stream_run(env, g, {"op": "exec", "container": "nope", "argv": ["true"]})
+    assert rc == 1 and out.startswith(b"error 0 404 ContainerNotFound "), out
+    rc, out, _ = stream_run(env, g, {"op": "exec", "container": "c1", "argv": []})
+    assert rc == 1 and out.startswith(b"error 0 400 InvalidRequestContent "), out
+    rc, out, _ = stream_run(env, g, {"op": "exec", "container": "c1", "argv": ["x"] * 257})
+    assert rc == 1 and out.startswith(b"error 0 400 "), out
+    rc, out, _ = stream_run(env, g, {"op": "attach", "container": "c2"})
+    assert rc == 1 and out.startswith(b"error 0 409 ContainerNotRunning "), out
+    rc, out, _ = stream_run(env, g, {"op": "attach", "container": "nope"})
+    assert rc == 1 and out.startswith(b"error 0 404 ContainerNotFound "), out
+    # The control protocol still works on the same monitor.
+    assert request(env, g, {"op": "status"})["ok"]
+    request(env, g, {"op": "stop", "graceSeconds": 0})
+    rc, out, _ = stream_run(env, g, {"op": "attach", "container": "c1"})
+    assert rc == 1 and out.startswith(b"error 0 409 ContainerGroupNotRunning "), out
+
+
+@pytest.mark.parametrize("argv", [
+    ["sleep", "1000"],                                                # dies of SIGHUP
+    ["sh", "-c", "trap '' HUP; exec sleep 1000"],                     # ignores it: SIGKILL after the grace
+    ["sh", "-c", "(trap '' HUP; exec sleep 1000); echo never"]])      # only its child ignores it
+def test_exec_client_close_ends_process(env, argv):
+    g = running_group(env, [("c1", ["sh", "-c", "while true; do sleep 1; done"])], policy="Always")
+    before = pgrep("sleep 1000")
+    p = stream(env, g, {"op": "exec", "container": "c1", "argv": argv})
+    try:
+        new = wait_for(lambda: pgrep("sleep 1000") - before, 10, "the exec'd sleep")
+    finally:
+        p.kill()  # the client goes away without a word
+        p.wait()
+    wait_for(lambda: not (pgrep("sleep 1000") & new), 6, "the exec'd sleep to be gone")
+    wait_for(lambda: not [f for f in os.listdir(os.path.join(g, "run")) if f.startswith("exec-")], 5,
+             "session files removed")
+    s = state_file(g)
+    assert ctr(s, "c1")["currentState"]["state"] == "Running" and ctr(s, "c1")["restartCount"] == 0
+    request(env, g, {"op": "stop", "graceSeconds": 0})
+
+
+def test_exec_session_cap(env):
+    g = running_group(env, [("c1", ["sh", "-c", "while true; do sleep 1; done"])], policy="Always")
+    ps = []
+    try:
+        for _ in range(16):
+            ps.append(stream(env, g, {"op": "exec", "container": "c1", "argv": ["sleep", "1002"]}))
+        for p in ps:
+            wait_for(lambda: p.poll() is not None or len(pgrep("sleep 1002")) >= 1, 10, "sessions")
+        wait_for(lambda: len(pgrep("sleep 1002")) >= 16, 15, "16 sessions")
+        rc, out, _ = stream_run(env, g, {"op": "exec", "container": "c1", "argv": ["true"]})
+        assert rc == 1 and out.startswith(b"error 0 429 TooManyRequests "), out
+    finally:
+        for p in ps:
+            p.kill()
+            p.wait()
+    wait_for(lambda: not pgrep("sleep 1002"), 8, "sessions ended")
+    rc, out, _ = stream_run(env, g, {"op": "exec", "container": "c1", "argv": ["echo", "again"]})
+    assert rc == 0 and b"again" in out
+    request(env, g, {"op": "stop", "graceSeconds": 0})
+
+
+def test_attach_follows_output(env):
+    g = running_group(env, [("c1", ["sh", "-c", "i=0; while true; do echo tick-$i; i=$((i+1)); sleep 0.2; done"])],
+                      policy="Always")
+    p = stream(env, g, {"op": "attach", "container": "c1"})
+    time.sleep(1.6)
+    p.kill()
+    out, err = p.communicate(timeout=5)
+    assert b"open" in err, err
+    ticks = [int(x) for x in re.findall(rb"tick-(\d+)\n", out)]
+    assert len(ticks) >= 5, out
+    assert ticks == list(range(ticks[0], ticks[0] + len(ticks))), ticks
+    logged = [x[3] for x in read_log(g, "c1")]
+    assert all(("tick-%d" % t) in logged for t in ticks)
+    request(env, g, {"op": "stop", "graceSeconds": 0})
+
+
+def test_attach_ends_with_the_run(env):
+    g = running_group(env, [("c1", ["sh", "-c", "sleep 0.8; echo last-words; echo oops >&2; exit 3"])],
+                      policy="Always", backoff={"initialMs": 3000, "maxMs": 3000, "resetAfterMs": 60000})
+    rc, out, err = stream_run(env, g, {"op": "attach", "container": "c1"}, timeout=10)
+    assert rc == 0 and b"eof" in err, (out, err)
+    assert b"last-words\n" in out and b"oops\n" in out, out
+    request(env, g, {"op": "stop", "graceSeconds": 0})
+
+
+def test_attach_slow_client_does_not_block_logging(env):
+    script = "i=0; while true; do echo line-$i-padding-padding-padding-padding-padding; i=$((i+1)); done"
+    g = running_group(env, [("c1", ["sh", "-c", script])], policy="Always", log_max=512 * 1024 * 1024)
+    p = stream(env, g, {"op": "attach", "container": "c1"}, no_read=True)
+    try:
+        assert p.stderr.readline() == b"open\n"
+
+        def last_line():
+            with open(os.path.join(g, "logs", "c1.log"), "rb") as f:
+                f.seek(max(0, os.path.getsize(f.name) - 4096))
+                m = re.findall(rb"line-(\d+)-", f.read())
+                return int(m[-1]) if m else 0
+
+        time.sleep(1.0)
+        n0 = last_line()
+        time.sleep(1.0)
+        n1 = last_line()
+        assert n1 > n0 + 1000, (n0, n1)
+        with open(os.path.join(g, "monitor.log")) as f:
+            assert "does not keep up" in f.read()
+        assert request(env, g, {"op": "status"}, 5000)["ok"]
+    finally:
+        p.kill()
+        p.wait()
+    request(env, g, {"op": "stop", "graceSeconds": 0})
+    nums = [int(x[3].split("-")[1]) for x in read_log(g, "c1") if x[3].startswith("line-")]
+    assert nums == list(range(nums[0], nums[0] + len(nums))), "log lines were lost"
