@@ -8,12 +8,15 @@
 
 #include <stddef.h>
 
+#include <openssl/evp.h>
+
 #include "common/error.h"
 #include "model/model.h"
 
 struct store;
 struct agent;
 typedef struct api_cache api_cache_t;
+typedef struct api_sessions api_sessions_t;
 
 /* A cache of rendered GET responses (see cache.c); the API works without one. */
 api_cache_t *api_cache_new (void);
@@ -28,8 +31,12 @@ typedef struct
   const char *tenant_id;
   const char *admin_token;
   model_limits_t limits;
-  int page_size;      /* list page size (default 100) */
-  api_cache_t *cache; /* may be NULL */
+  int page_size;                /* list page size (default 100) */
+  api_cache_t *cache;           /* may be NULL */
+  EVP_PKEY *signing_key;        /* signs and checks access tokens; NULL: only the admin token works */
+  const char *const *audiences; /* accepted token audiences, NULL-terminated (trailing '/' ignored) */
+  int token_lifetime_s;         /* access-token lifetime (default 3600) */
+  api_sessions_t *sessions;     /* exec/attach sessions; NULL: exec and attach are refused */
 } api_ctx_t;
 
 typedef struct
@@ -83,14 +90,48 @@ void api_path_clear (api_path_t *p);
 /* Finds a query parameter (case-insensitive name), percent-decoded, owned; NULL if absent. */
 char *api_query_get (const char *query, size_t len, const char *name);
 
+/* --- exec and attach sessions ------------------------------------------ */
+
+typedef struct
+{
+  int is_exec;
+  char *group_id;
+  char *container;
+  char **argv; /* exec only, NULL-terminated */
+  int rows, cols;
+} api_session_t;
+
+/* An in-memory table of sessions handed out by POST .../exec|attach; thread-safe. */
+api_sessions_t *api_sessions_new (void);
+void api_sessions_free (api_sessions_t *t);
+/* 1 when id names a session that has not expired (the WebSocket upgrade is refused otherwise). */
+int api_session_exists (api_sessions_t *t, const char *id);
+/* Removes session id (any attempt uses it up) and, when password matches and it has not expired,
+ * returns it in *out (owned: api_session_free). Returns -1 otherwise. */
+int api_session_take (api_sessions_t *t, const char *id, const char *password, size_t password_len,
+                      api_session_t **out);
+void api_session_free (api_session_t *s);
+/* Opens the byte stream of a taken session through the agent (exec: a pty in the container;
+ * attach: the container's output); *fd is a connected non-blocking socket. */
+int api_session_open (api_ctx_t *ctx, const api_session_t *s, int *fd, skiff_error_t *err);
+
 /* --- server -------------------------------------------------------------- */
 
 typedef struct api_server api_server_t;
 
-/* Binds 127.0.0.1:port (or `address`) and starts `threads` event-loop threads serving
- * ctx. Fails clearly if the port is in use. */
-int api_server_start (api_ctx_t *ctx, const char *address, int port, int threads, api_server_t **out,
-                      skiff_error_t *err);
+typedef struct
+{
+  const char *address;   /* TCP listen address (default 127.0.0.1) */
+  int port;              /* 0: any free port */
+  const char *tls_cert;  /* PEM certificate chain; NULL serves plain HTTP on TCP (tests only) */
+  const char *tls_key;   /* PEM private key */
+  const char *unix_path; /* plain HTTP on this unix socket (mode 0600), or NULL */
+  int threads;
+} api_server_config_t;
+
+/* Binds the TCP listener (TLS when a certificate is given) and the unix socket, and starts the
+ * event-loop threads serving ctx. Fails clearly if the port is in use or TLS files are bad. */
+int api_server_start (api_ctx_t *ctx, const api_server_config_t *cfg, api_server_t **out, skiff_error_t *err);
 /* Returns the bound port (useful with port 0). */
 int api_server_port (api_server_t *s);
 /* Stops the loops and frees the server. */

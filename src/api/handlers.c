@@ -14,93 +14,7 @@
 
 #define OP_API_VERSION "2018-06-01"
 
-typedef struct
-{
-  api_ctx_t *ctx;
-  const api_request_t *req;
-  api_response_t *res;
-  api_path_t path;
-  char *api_version;
-} call_t;
-
-/* ---- responses ---------------------------------------------------------- */
-
-static void
-add_header (api_response_t *res, const char *name, const char *value)
-{
-  if (res->n_headers >= API_MAX_HEADERS)
-    return;
-  res->header_names[res->n_headers] = skiff_strdup (name);
-  res->header_values[res->n_headers] = skiff_strdup (value);
-  res->n_headers++;
-}
-
-static void
-reply_json (call_t *c, int status, json_t *body /* stolen, may be NULL */)
-{
-  c->res->status = status;
-  if (body)
-    {
-      c->res->body = json_dumps (body, JSON_COMPACT);
-      c->res->body_len = strlen (c->res->body);
-      json_decref (body);
-    }
-}
-
-static void
-reply_error (call_t *c, int status, const char *code, const char *message, const char *target)
-{
-  json_t *e = json_pack ("{s:s,s:s}", "code", code, "message", message);
-  if (target)
-    json_object_set_new (e, "target", json_string (target));
-  reply_json (c, status, json_pack ("{s:o}", "error", e));
-}
-
-static void
-reply_skiff_error (call_t *c, skiff_error_t err)
-{
-  if (err == NULL)
-    return reply_error (c, 409, "Conflict", "The resource changed while the request ran. Please retry.", NULL);
-  int status = skiff_error_http_status (err);
-  if (err->code == NULL)
-    log_error ("internal error: %s", err->msg);
-  reply_error (c, status, err->code ? err->code : "InternalServerError",
-               err->code ? err->msg : "The server encountered an internal error. Please retry the request.",
-               err->target);
-}
-
-void
-api_response_clear (api_response_t *res)
-{
-  free (res->body);
-  for (int i = 0; i < res->n_headers; i++)
-    {
-      free (res->header_names[i]);
-      free (res->header_values[i]);
-    }
-  memset (res, 0, sizeof (*res));
-}
-
-static int
-seg_is (call_t *c, int i, const char *lit)
-{
-  return i < c->path.n && strcasecmp (c->path.seg[i], lit) == 0;
-}
-
-static int
-method_is (call_t *c, const char *m)
-{
-  return strcmp (c->req->method, m) == 0;
-}
-
 /* ---- helpers ------------------------------------------------------------ */
-
-static char *
-base_url (call_t *c)
-{
-  const char *host = c->req->host ? c->req->host : "127.0.0.1";
-  return skiff_strdup_printf ("%s://%s", c->req->scheme ? c->req->scheme : "http", host);
-}
 
 static int
 check_subscription (call_t *c, const char *sub)
@@ -108,7 +22,7 @@ check_subscription (call_t *c, const char *sub)
   if (strcasecmp (sub, c->ctx->subscription_id) != 0)
     {
       cleanup_free char *m = skiff_strdup_printf ("The subscription '%s' could not be found.", sub);
-      reply_error (c, 404, "SubscriptionNotFound", m, NULL);
+      api_reply_error (c, 404, "SubscriptionNotFound", m, NULL);
       return -1;
     }
   return 0;
@@ -138,13 +52,13 @@ require_rg (call_t *c, const char *sub, const char *rg, store_rg_t *out)
   cleanup_error skiff_error_t err = NULL;
   if (store_rg_get (c->ctx->store, sub, rg, out, &err) < 0)
     {
-      reply_skiff_error (c, err);
+      api_reply_skiff_error (c, err);
       return -1;
     }
   if (out->name == NULL)
     {
       cleanup_free char *m = skiff_strdup_printf ("Resource group '%s' could not be found.", rg);
-      reply_error (c, 404, "ResourceGroupNotFound", m, NULL);
+      api_reply_error (c, 404, "ResourceGroupNotFound", m, NULL);
       return -1;
     }
   return 0;
@@ -155,7 +69,7 @@ group_not_found (call_t *c, const char *rg, const char *name)
 {
   cleanup_free char *m = skiff_strdup_printf (
       "The Resource '" MODEL_GROUP_TYPE "/%s' under resource group '%s' was not found.", name, rg);
-  reply_error (c, 404, "ResourceNotFound", m, NULL);
+  api_reply_error (c, 404, "ResourceNotFound", m, NULL);
 }
 
 static json_t *
@@ -184,15 +98,15 @@ group_arm (call_t *c, store_group_t *g, int with_iv)
 static void
 set_async_headers (call_t *c, const char *location, const char *op_id, int with_location)
 {
-  cleanup_free char *base = base_url (c);
+  cleanup_free char *base = api_base_url (c);
   cleanup_free char *loc = skiff_ascii_lower (skiff_strdup (location));
   cleanup_free char *url = skiff_strdup_printf ("%s/subscriptions/%s/providers/" MODEL_PROVIDER
                                                 "/locations/%s/operations/%s?api-version=" OP_API_VERSION,
                                                 base, c->ctx->subscription_id, loc, op_id);
-  add_header (c->res, "Azure-AsyncOperation", url);
+  api_add_header (c->res, "Azure-AsyncOperation", url);
   if (with_location)
-    add_header (c->res, "Location", url);
-  add_header (c->res, "Retry-After", "1");
+    api_add_header (c->res, "Location", url);
+  api_add_header (c->res, "Retry-After", "1");
 }
 
 /* ---- subscriptions and resource groups ----------------------------------- */
@@ -200,13 +114,21 @@ set_async_headers (call_t *c, const char *location, const char *op_id, int with_
 static void
 handle_subscriptions (call_t *c)
 {
-  if (!method_is (c, "GET"))
-    return reply_error (c, 405, "MethodNotAllowed", "The method is not allowed for this resource.", NULL);
+  if (!api_method_is (c, "GET"))
+    return api_reply_error (c, 405, "MethodNotAllowed", "The method is not allowed for this resource.", NULL);
+  cleanup_free char *scope = skiff_strdup_printf ("/subscriptions/%s", c->ctx->subscription_id);
+  int visible = api_touches_scope (&c->who, scope);
   if (c->path.n == 1)
-    return reply_json (c, 200, json_pack ("{s:[o]}", "value", subscription_json (c)));
+    return api_reply_json (
+        c, 200, visible ? json_pack ("{s:[o]}", "value", subscription_json (c)) : json_pack ("{s:[]}", "value"));
   if (check_subscription (c, c->path.seg[1]) < 0)
     return;
-  reply_json (c, 200, subscription_json (c));
+  if (!visible)
+    {
+      api_authorize (c, scope, "Microsoft.Resources/subscriptions/read");
+      return;
+    }
+  api_reply_json (c, 200, subscription_json (c));
 }
 
 static void
@@ -216,87 +138,101 @@ handle_resource_group (call_t *c)
   cleanup_error skiff_error_t err = NULL;
   if (c->path.n == 3)
     {
-      if (!method_is (c, "GET"))
-        return reply_error (c, 405, "MethodNotAllowed", "The method is not allowed for this resource.", NULL);
+      if (!api_method_is (c, "GET"))
+        return api_reply_error (c, 405, "MethodNotAllowed", "The method is not allowed for this resource.", NULL);
       cleanup_json json_t *list = NULL;
       if (store_rg_list (c->ctx->store, c->ctx->subscription_id, &list, &err) < 0)
-        return reply_skiff_error (c, err);
+        return api_reply_skiff_error (c, err);
       json_t *value = json_array ();
       size_t i;
       json_t *r;
-      json_array_foreach (list, i, r) json_array_append_new (
-          value, rg_json (c->ctx->subscription_id, json_string_value (json_object_get (r, "name")),
-                          json_string_value (json_object_get (r, "location")), json_object_get (r, "tags")));
-      return reply_json (c, 200, json_pack ("{s:o}", "value", value));
+      json_array_foreach (list, i, r)
+      {
+        const char *name = json_string_value (json_object_get (r, "name"));
+        cleanup_free char *scope
+            = skiff_strdup_printf ("/subscriptions/%s/resourceGroups/%s", c->ctx->subscription_id, name);
+        if (api_touches_scope (&c->who, scope))
+          json_array_append_new (value, rg_json (c->ctx->subscription_id, name,
+                                                 json_string_value (json_object_get (r, "location")),
+                                                 json_object_get (r, "tags")));
+      }
+      return api_reply_json (c, 200, json_pack ("{s:o}", "value", value));
     }
-  (void)sub;
   const char *rg = c->path.seg[3];
+  {
+    cleanup_free char *scope = skiff_strdup_printf ("/subscriptions/%s/resourceGroups/%s", sub, rg);
+    const char *action = api_method_is (c, "GET")      ? "Microsoft.Resources/subscriptions/resourceGroups/read"
+                         : api_method_is (c, "DELETE") ? "Microsoft.Resources/subscriptions/resourceGroups/delete"
+                                                       : "Microsoft.Resources/subscriptions/resourceGroups/write";
+    if (api_authorize (c, scope, action) < 0)
+      return;
+  }
   if (!model_valid_resource_group_name (rg))
     {
       cleanup_free char *m = skiff_strdup_printf (
           "Resource group name '%s' is invalid. It must be 1-90 characters of letters, digits, '_', '-', '.', '(' and "
           "')', and must not end with '.'.",
           rg);
-      return reply_error (c, 400, "InvalidResourceGroupName", m, "name");
+      return api_reply_error (c, 400, "InvalidResourceGroupName", m, "name");
     }
-  if (method_is (c, "PUT") || method_is (c, "PATCH"))
+  if (api_method_is (c, "PUT") || api_method_is (c, "PATCH"))
     {
       cleanup_json json_t *body = NULL;
       if (model_parse_json (c->req->body, c->req->body_len, &body, &err) < 0)
-        return reply_skiff_error (c, err);
+        return api_reply_skiff_error (c, err);
       if (!json_is_object (body))
-        return reply_error (c, 400, "InvalidRequestContent", "The request content must be a JSON object.", NULL);
+        return api_reply_error (c, 400, "InvalidRequestContent", "The request content must be a JSON object.", NULL);
       store_rg_t cur = { 0 };
       if (store_rg_get (c->ctx->store, c->ctx->subscription_id, rg, &cur, &err) < 0)
-        return reply_skiff_error (c, err);
+        return api_reply_skiff_error (c, err);
       const char *loc = skiff_json_get_string (body, "location");
-      if (method_is (c, "PATCH"))
+      if (api_method_is (c, "PATCH"))
         {
           if (cur.name == NULL)
             {
               cleanup_free char *m = skiff_strdup_printf ("Resource group '%s' could not be found.", rg);
-              return reply_error (c, 404, "ResourceGroupNotFound", m, NULL);
+              return api_reply_error (c, 404, "ResourceGroupNotFound", m, NULL);
             }
           loc = cur.location;
         }
       if (loc == NULL || *loc == '\0')
         {
           store_rg_clear (&cur);
-          return reply_error (c, 400, "LocationRequired", "The location property is required for this definition.",
-                              "location");
+          return api_reply_error (c, 400, "LocationRequired", "The location property is required for this definition.",
+                                  "location");
         }
       json_t *tags = skiff_json_get (body, "tags");
       if (tags && !json_is_object (tags))
         {
           store_rg_clear (&cur);
-          return reply_error (c, 400, "InvalidRequestContent", "The property 'tags' must be an object.", "tags");
+          return api_reply_error (c, 400, "InvalidRequestContent", "The property 'tags' must be an object.", "tags");
         }
       int created = 0;
       store_rg_t out = { 0 };
       cleanup_free char *locdup = skiff_strdup (loc);
       store_rg_clear (&cur);
       if (store_rg_put (c->ctx->store, c->ctx->subscription_id, rg, locdup, tags, &created, &out, &err) < 0)
-        return reply_skiff_error (c, err);
+        return api_reply_skiff_error (c, err);
       json_t *j = rg_json (c->ctx->subscription_id, out.name, out.location, out.tags);
       store_rg_clear (&out);
-      return reply_json (c, created ? 201 : 200, j);
+      return api_reply_json (c, created ? 201 : 200, j);
     }
   store_rg_t cur = { 0 };
   if (require_rg (c, c->ctx->subscription_id, rg, &cur) < 0)
     return;
-  if (method_is (c, "GET"))
+  if (api_method_is (c, "GET"))
     {
       json_t *j = rg_json (c->ctx->subscription_id, cur.name, cur.location, cur.tags);
       store_rg_clear (&cur);
-      return reply_json (c, 200, j);
+      return api_reply_json (c, 200, j);
     }
-  if (method_is (c, "DELETE"))
+  if (api_method_is (c, "DELETE"))
     {
       int64_t n = 0;
       if (store_rg_count_groups (c->ctx->store, c->ctx->subscription_id, rg, &n, &err) < 0)
         {
           store_rg_clear (&cur);
-          return reply_skiff_error (c, err);
+          return api_reply_skiff_error (c, err);
         }
       if (n > 0)
         {
@@ -304,15 +240,15 @@ handle_resource_group (call_t *c)
               = skiff_strdup_printf ("The resource group '%s' still holds %lld container group(s). Delete them first.",
                                      cur.name, (long long)n);
           store_rg_clear (&cur);
-          return reply_error (c, 409, "ResourceGroupNotEmpty", m, NULL);
+          return api_reply_error (c, 409, "ResourceGroupNotEmpty", m, NULL);
         }
       store_rg_clear (&cur);
       if (store_rg_delete (c->ctx->store, c->ctx->subscription_id, rg, &err) < 0)
-        return reply_skiff_error (c, err);
-      return reply_json (c, 200, NULL);
+        return api_reply_skiff_error (c, err);
+      return api_reply_json (c, 200, NULL);
     }
   store_rg_clear (&cur);
-  reply_error (c, 405, "MethodNotAllowed", "The method is not allowed for this resource.", NULL);
+  api_reply_error (c, 405, "MethodNotAllowed", "The method is not allowed for this resource.", NULL);
 }
 
 /* ---- container groups --------------------------------------------------- */
@@ -321,8 +257,19 @@ static void
 handle_group_list (call_t *c, const char *rg)
 {
   cleanup_error skiff_error_t err = NULL;
-  if (!method_is (c, "GET"))
-    return reply_error (c, 405, "MethodNotAllowed", "The method is not allowed for this resource.", NULL);
+  if (!api_method_is (c, "GET"))
+    return api_reply_error (c, 405, "MethodNotAllowed", "The method is not allowed for this resource.", NULL);
+  /* Callers see the groups they may read: all of them with read access at this scope, else those
+     their resource-level assignments reach; a resource group they have no role in is refused. */
+  cleanup_free char *list_scope
+      = rg ? skiff_strdup_printf ("/subscriptions/%s/resourceGroups/%s", c->ctx->subscription_id, rg)
+           : skiff_strdup_printf ("/subscriptions/%s", c->ctx->subscription_id);
+  int filter = !api_allowed (&c->who, list_scope, MODEL_GROUP_TYPE "/read");
+  if (filter && rg && !api_touches_scope (&c->who, list_scope))
+    {
+      api_authorize (c, list_scope, MODEL_GROUP_TYPE "/read");
+      return;
+    }
   if (rg)
     {
       store_rg_t r = { 0 };
@@ -338,17 +285,26 @@ handle_group_list (call_t *c, const char *rg)
   store_group_t *groups = NULL;
   int n = 0;
   if (store_group_list (c->ctx->store, c->ctx->subscription_id, rg, skip, page + 1, &groups, &n, &err) < 0)
-    return reply_skiff_error (c, err);
+    return api_reply_skiff_error (c, err);
   json_t *value = json_array ();
   for (int i = 0; i < n && i < page; i++)
-    if (strcmp (groups[i].desired, "Deleted") != 0)
+    {
+      if (strcmp (groups[i].desired, "Deleted") == 0)
+        continue;
+      if (filter)
+        {
+          cleanup_free char *gs = model_group_id (groups[i].sub, groups[i].rg, groups[i].name);
+          if (!api_allowed (&c->who, gs, MODEL_GROUP_TYPE "/read"))
+            continue;
+        }
       json_array_append_new (value, group_arm (c, &groups[i], 0));
+    }
   json_t *body = json_pack ("{s:o}", "value", value);
   if (n > page)
     {
       cleanup_free char *key
           = skiff_ascii_lower (skiff_strdup_printf ("%s/%s", groups[page - 1].rg, groups[page - 1].name));
-      cleanup_free char *base = base_url (c);
+      cleanup_free char *base = api_base_url (c);
       char enc[600];
       size_t j = 0;
       for (const char *p = key; *p && j + 4 < sizeof (enc); p++)
@@ -365,7 +321,7 @@ handle_group_list (call_t *c, const char *rg)
       json_object_set_new (body, "nextLink", json_string (next));
     }
   store_group_free_array (groups, n);
-  reply_json (c, 200, body);
+  api_reply_json (c, 200, body);
 }
 
 static void
@@ -374,15 +330,16 @@ handle_group_put (call_t *c, const char *rg, const char *name, store_rg_t *r)
   cleanup_error skiff_error_t err = NULL;
   cleanup_json json_t *spec = NULL;
   if (model_parse_group (c->req->body, c->req->body_len, name, &c->ctx->limits, &spec, &err) < 0)
-    return reply_skiff_error (c, err);
+    return api_reply_skiff_error (c, err);
   store_group_t cur = { 0 };
   if (store_group_get (c->ctx->store, c->ctx->subscription_id, rg, name, &cur, &err) < 0)
-    return reply_skiff_error (c, err);
+    return api_reply_skiff_error (c, err);
   if (cur.id && strcmp (cur.desired, "Deleted") == 0)
     {
       store_group_clear (&cur);
-      return reply_error (c, 409, "ContainerGroupInTransition",
-                          "The container group is being deleted. Retry the request once the deletion finished.", NULL);
+      return api_reply_error (c, 409, "ContainerGroupInTransition",
+                              "The container group is being deleted. Retry the request once the deletion finished.",
+                              NULL);
     }
   char op_id[40], gid[40];
   skiff_uuid (op_id);
@@ -405,7 +362,7 @@ handle_group_put (call_t *c, const char *rg, const char *name, store_rg_t *r)
   if (rc < 0)
     {
       store_group_clear (&cur);
-      return reply_skiff_error (c, err);
+      return api_reply_skiff_error (c, err);
     }
   store_event_add (c->ctx->store, id, NULL, created ? "Accepted" : "Updating", "Normal",
                    created ? "Container group accepted" : "Container group update accepted", skiff_now_ns (), 0, NULL);
@@ -414,21 +371,51 @@ handle_group_put (call_t *c, const char *rg, const char *name, store_rg_t *r)
     agent_notify (c->ctx->agent, id);
   store_group_t fresh = { 0 };
   if (store_group_get_by_id (c->ctx->store, id, &fresh, &err) < 0 || fresh.id == NULL)
-    return reply_skiff_error (c, err);
+    return api_reply_skiff_error (c, err);
   json_t *body = group_arm (c, &fresh, 1);
   set_async_headers (c, fresh.location, op_id, 0);
   store_group_clear (&fresh);
-  reply_json (c, created ? 201 : 200, body);
+  api_reply_json (c, created ? 201 : 200, body);
+}
+
+/* The Azure action a request on a container group (or below it) performs. */
+static const char *
+group_action (call_t *c, int action_idx)
+{
+  if (action_idx < 0)
+    return api_method_is (c, "GET")      ? MODEL_GROUP_TYPE "/read"
+           : api_method_is (c, "DELETE") ? MODEL_GROUP_TYPE "/delete"
+                                         : MODEL_GROUP_TYPE "/write";
+  const char *what = c->path.seg[action_idx];
+  int n = c->path.n - action_idx;
+  if (n == 1 && !strcasecmp (what, "start"))
+    return MODEL_GROUP_TYPE "/start/action";
+  if (n == 1 && !strcasecmp (what, "stop"))
+    return MODEL_GROUP_TYPE "/stop/action";
+  if (n == 1 && !strcasecmp (what, "restart"))
+    return MODEL_GROUP_TYPE "/restart/action";
+  if (n == 3 && !strcasecmp (what, "containers") && !strcasecmp (c->path.seg[action_idx + 2], "exec"))
+    return MODEL_GROUP_TYPE "/containers/exec/action";
+  if (n == 3 && !strcasecmp (what, "containers") && !strcasecmp (c->path.seg[action_idx + 2], "attach"))
+    return MODEL_GROUP_TYPE "/containers/attach/action";
+  if (n == 3 && !strcasecmp (what, "containers") && !strcasecmp (c->path.seg[action_idx + 2], "logs"))
+    return MODEL_GROUP_TYPE "/containers/logs/read";
+  return api_method_is (c, "GET") ? MODEL_GROUP_TYPE "/read" : MODEL_GROUP_TYPE "/write";
 }
 
 static void
 handle_group (call_t *c, const char *rg, const char *name, int action_idx)
 {
   cleanup_error skiff_error_t err = NULL;
+  {
+    cleanup_free char *scope = model_group_id (c->ctx->subscription_id, rg, name);
+    if (api_authorize (c, scope, group_action (c, action_idx)) < 0)
+      return;
+  }
   /* The counter is read before the store: a body cached under it is at least that new. */
   uint64_t version = store_change_count (c->ctx->store);
   cleanup_free char *cache_key = NULL;
-  if (action_idx < 0 && method_is (c, "GET"))
+  if (action_idx < 0 && api_method_is (c, "GET"))
     {
       cache_key = skiff_ascii_lower (skiff_strdup_printf ("%s|%s|%s", c->ctx->subscription_id, rg, name));
       if (api_cache_get (c->ctx->cache, cache_key, version, &c->res->body, &c->res->body_len))
@@ -440,7 +427,7 @@ handle_group (call_t *c, const char *rg, const char *name, int action_idx)
   store_rg_t r = { 0 };
   if (require_rg (c, c->ctx->subscription_id, rg, &r) < 0)
     return;
-  if (action_idx < 0 && method_is (c, "PUT"))
+  if (action_idx < 0 && api_method_is (c, "PUT"))
     {
       handle_group_put (c, rg, name, &r);
       store_rg_clear (&r);
@@ -449,38 +436,39 @@ handle_group (call_t *c, const char *rg, const char *name, int action_idx)
   store_rg_clear (&r);
   store_group_t g = { 0 };
   if (store_group_get (c->ctx->store, c->ctx->subscription_id, rg, name, &g, &err) < 0)
-    return reply_skiff_error (c, err);
-  if (g.id == NULL || (strcmp (g.desired, "Deleted") == 0 && !method_is (c, "GET") && !method_is (c, "DELETE")))
+    return api_reply_skiff_error (c, err);
+  if (g.id == NULL || (strcmp (g.desired, "Deleted") == 0 && !api_method_is (c, "GET") && !api_method_is (c, "DELETE")))
     {
-      if (g.id == NULL && action_idx < 0 && method_is (c, "DELETE"))
-        return reply_json (c, 204, NULL);
+      if (g.id == NULL && action_idx < 0 && api_method_is (c, "DELETE"))
+        return api_reply_json (c, 204, NULL);
       store_group_clear (&g);
       return group_not_found (c, rg, name);
     }
   if (action_idx < 0)
     {
-      if (method_is (c, "GET"))
+      if (api_method_is (c, "GET"))
         {
           json_t *j = group_arm (c, &g, 1);
           store_group_clear (&g);
-          reply_json (c, 200, j);
+          api_reply_json (c, 200, j);
           if (c->res->body)
             api_cache_put (c->ctx->cache, cache_key, version, c->res->body, c->res->body_len);
           return;
         }
-      if (method_is (c, "PATCH"))
+      if (api_method_is (c, "PATCH"))
         {
           cleanup_json json_t *body = NULL;
           if (model_parse_json (c->req->body, c->req->body_len, &body, &err) < 0)
             {
               store_group_clear (&g);
-              return reply_skiff_error (c, err);
+              return api_reply_skiff_error (c, err);
             }
           json_t *tags = skiff_json_get (body, "tags");
           if (!json_is_object (body) || (tags && !json_is_object (tags)))
             {
               store_group_clear (&g);
-              return reply_error (c, 400, "InvalidRequestContent", "The property 'tags' must be an object.", "tags");
+              return api_reply_error (c, 400, "InvalidRequestContent", "The property 'tags' must be an object.",
+                                      "tags");
             }
           if (tags)
             {
@@ -491,22 +479,22 @@ handle_group (call_t *c, const char *rg, const char *name, int action_idx)
                 if (!json_is_string (v))
                   {
                     store_group_clear (&g);
-                    return reply_error (c, 400, "InvalidRequestContent", "Tag values must be strings.", "tags");
+                    return api_reply_error (c, 400, "InvalidRequestContent", "Tag values must be strings.", "tags");
                   }
               }
               if (store_group_set_tags (c->ctx->store, g.id, tags, &err) < 0)
                 {
                   store_group_clear (&g);
-                  return reply_skiff_error (c, err);
+                  return api_reply_skiff_error (c, err);
                 }
               json_decref (g.tags);
               g.tags = json_incref (tags);
             }
           json_t *j = group_arm (c, &g, 1);
           store_group_clear (&g);
-          return reply_json (c, 200, j);
+          return api_reply_json (c, 200, j);
         }
-      if (method_is (c, "DELETE"))
+      if (api_method_is (c, "DELETE"))
         {
           char op_id[40];
           skiff_uuid (op_id);
@@ -514,7 +502,7 @@ handle_group (call_t *c, const char *rg, const char *name, int action_idx)
               && store_group_set_desired (c->ctx->store, g.id, "Deleted", 1, op_id, &err) < 0)
             {
               store_group_clear (&g);
-              return reply_skiff_error (c, err);
+              return api_reply_skiff_error (c, err);
             }
           if (strcmp (g.desired, "Deleted") == 0)
             store_op_set (c->ctx->store, op_id, g.id, "InProgress", NULL, NULL);
@@ -523,15 +511,15 @@ handle_group (call_t *c, const char *rg, const char *name, int action_idx)
             agent_notify (c->ctx->agent, g.id);
           set_async_headers (c, g.location, op_id, 1);
           store_group_clear (&g);
-          return reply_json (c, 202, NULL);
+          return api_reply_json (c, 202, NULL);
         }
       store_group_clear (&g);
-      return reply_error (c, 405, "MethodNotAllowed", "The method is not allowed for this resource.", NULL);
+      return api_reply_error (c, 405, "MethodNotAllowed", "The method is not allowed for this resource.", NULL);
     }
 
   /* sub-resources and actions */
   const char *action = c->path.seg[action_idx];
-  if (c->path.n == action_idx + 1 && method_is (c, "POST")
+  if (c->path.n == action_idx + 1 && api_method_is (c, "POST")
       && (!strcasecmp (action, "start") || !strcasecmp (action, "stop") || !strcasecmp (action, "restart")))
     {
       char op_id[40];
@@ -559,7 +547,7 @@ handle_group (call_t *c, const char *rg, const char *name, int action_idx)
               && strcmp (g.state, "Succeeded") != 0 && strcmp (g.state, "Failed") != 0)
             {
               store_group_clear (&g);
-              return reply_json (c, 204, NULL); /* already running or starting */
+              return api_reply_json (c, 204, NULL); /* already running or starting */
             }
           rc = store_group_set_desired (c->ctx->store, g.id, "Running", 1, op_id, &err);
           if (rc == 0)
@@ -570,17 +558,17 @@ handle_group (call_t *c, const char *rg, const char *name, int action_idx)
           if (strcmp (g.desired, "Running") != 0 || (g.state && strcmp (g.state, "Running") != 0))
             {
               store_group_clear (&g);
-              return reply_error (c, 409, "ContainerGroupNotRunning",
-                                  "The container group can only be restarted while it is running. Use start "
-                                  "instead.",
-                                  NULL);
+              return api_reply_error (c, 409, "ContainerGroupNotRunning",
+                                      "The container group can only be restarted while it is running. Use start "
+                                      "instead.",
+                                      NULL);
             }
           rc = store_group_set_desired (c->ctx->store, g.id, "Running", 1, op_id, &err);
         }
       if (rc < 0)
         {
           store_group_clear (&g);
-          return reply_skiff_error (c, err);
+          return api_reply_skiff_error (c, err);
         }
       if (c->ctx->agent)
         agent_notify (c->ctx->agent, g.id);
@@ -593,13 +581,13 @@ handle_group (call_t *c, const char *rg, const char *name, int action_idx)
       else if (!strcasecmp (action, "restart"))
         set_async_headers (c, g.location, op_id, 0);
       store_group_clear (&g);
-      return reply_json (c, status, NULL);
+      return api_reply_json (c, status, NULL);
     }
-  if (c->path.n == action_idx + 1 && method_is (c, "GET")
+  if (c->path.n == action_idx + 1 && api_method_is (c, "GET")
       && !strcasecmp (action, "outboundNetworkDependenciesEndpoints"))
     {
       store_group_clear (&g);
-      return reply_json (c, 200, json_array ());
+      return api_reply_json (c, 200, json_array ());
     }
   if (c->path.n == action_idx + 3 && !strcasecmp (action, "containers"))
     {
@@ -618,9 +606,9 @@ handle_group (call_t *c, const char *rg, const char *name, int action_idx)
           cleanup_free char *m
               = skiff_strdup_printf ("The container '%s' was not found in container group '%s'.", cname, g.name);
           store_group_clear (&g);
-          return reply_error (c, 404, "ContainerNotFound", m, NULL);
+          return api_reply_error (c, 404, "ContainerNotFound", m, NULL);
         }
-      if (!strcasecmp (sub, "logs") && method_is (c, "GET"))
+      if (!strcasecmp (sub, "logs") && api_method_is (c, "GET"))
         {
           cleanup_free char *tail_s = api_query_get (c->req->query, c->req->query_len, "tail");
           cleanup_free char *ts_s = api_query_get (c->req->query, c->req->query_len, "timestamps");
@@ -632,8 +620,8 @@ handle_group (call_t *c, const char *rg, const char *name, int action_idx)
               if (end == tail_s || *end || v < 0 || v > 1000000000L)
                 {
                   store_group_clear (&g);
-                  return reply_error (c, 400, "InvalidParameter",
-                                      "The 'tail' parameter must be a non-negative integer.", "tail");
+                  return api_reply_error (c, 400, "InvalidParameter",
+                                          "The 'tail' parameter must be a non-negative integer.", "tail");
                 }
               tail = (int)v;
             }
@@ -643,16 +631,23 @@ handle_group (call_t *c, const char *rg, const char *name, int action_idx)
           if (agent_read_logs (c->ctx->agent, g.id, lower_name, tail, ts, &content, &err) < 0)
             {
               store_group_clear (&g);
-              return reply_skiff_error (c, err);
+              return api_reply_skiff_error (c, err);
             }
           store_group_clear (&g);
-          return reply_json (c, 200, json_pack ("{s:s}", "content", content ? content : ""));
+          return api_reply_json (c, 200, json_pack ("{s:s}", "content", content ? content : ""));
+        }
+      if ((!strcasecmp (sub, "exec") || !strcasecmp (sub, "attach")) && api_method_is (c, "POST"))
+        {
+          cleanup_free char *lower_name = skiff_ascii_lower (skiff_strdup (cname));
+          api_handle_stream_post (c, g.id, lower_name, !strcasecmp (sub, "exec"));
+          store_group_clear (&g);
+          return;
         }
       store_group_clear (&g);
-      return reply_error (c, 404, "InvalidResourceType", "The resource type could not be found.", NULL);
+      return api_reply_error (c, 404, "InvalidResourceType", "The resource type could not be found.", NULL);
     }
   store_group_clear (&g);
-  reply_error (c, 404, "InvalidResourceType", "The resource type could not be found.", NULL);
+  api_reply_error (c, 404, "InvalidResourceType", "The resource type could not be found.", NULL);
 }
 
 static void
@@ -663,11 +658,11 @@ handle_operation (call_t *c, const char *op_id)
   cleanup_json json_t *error = NULL;
   int64_t start = 0;
   if (store_op_get (c->ctx->store, op_id, &status, &error, &gid, &start, &err) < 0)
-    return reply_skiff_error (c, err);
+    return api_reply_skiff_error (c, err);
   if (status == NULL)
     {
       cleanup_free char *m = skiff_strdup_printf ("The operation '%s' was not found.", op_id);
-      return reply_error (c, 404, "OperationNotFound", m, NULL);
+      return api_reply_error (c, 404, "OperationNotFound", m, NULL);
     }
   char ts[40];
   skiff_format_time (start, ts, sizeof (ts));
@@ -676,6 +671,13 @@ handle_operation (call_t *c, const char *op_id)
   if (store_group_get_by_id (c->ctx->store, gid, &g, NULL) == 0 && g.id)
     {
       cleanup_free char *id = model_group_id (g.sub, g.rg, g.name);
+      if (!api_allowed (&c->who, id, MODEL_GROUP_TYPE "/read"))
+        {
+          store_group_clear (&g);
+          json_decref (body);
+          cleanup_free char *m = skiff_strdup_printf ("The operation '%s' was not found.", op_id);
+          return api_reply_error (c, 404, "OperationNotFound", m, NULL);
+        }
       json_object_set_new (body, "id", json_string (id));
       json_t *events = NULL;
       if (store_event_list (c->ctx->store, g.id, &events, NULL) == 0)
@@ -684,135 +686,130 @@ handle_operation (call_t *c, const char *op_id)
   store_group_clear (&g);
   if (error)
     json_object_set (body, "error", json_object_get (error, "error") ? json_object_get (error, "error") : error);
-  reply_json (c, 200, body);
+  api_reply_json (c, 200, body);
 }
 
 static void
 handle_provider_locations (call_t *c, const char *loc, const char *what, int n_after)
 {
-  if (!strcasecmp (what, "cachedImages") && n_after == 1 && seg_is (c, c->path.n - 1, "prune"))
+  if (!strcasecmp (what, "cachedImages") && n_after == 1 && api_seg_is (c, c->path.n - 1, "prune"))
     {
       /* skiff's own action: remove image layers no group on this host uses */
-      if (!method_is (c, "POST"))
-        return reply_error (c, 405, "MethodNotAllowed", "Use POST to prune cached images.", NULL);
+      if (!api_method_is (c, "POST"))
+        return api_reply_error (c, 405, "MethodNotAllowed", "Use POST to prune cached images.", NULL);
+      cleanup_free char *scope = skiff_strdup_printf ("/subscriptions/%s", c->ctx->subscription_id);
+      if (api_authorize (c, scope, MODEL_PROVIDER "/locations/cachedImages/prune/action") < 0)
+        return;
       int removed = 0;
       cleanup_error skiff_error_t err = NULL;
       if (c->ctx->agent && agent_prune_images (c->ctx->agent, &removed, &err) < 0)
-        return reply_skiff_error (c, err);
-      return reply_json (c, 200, json_pack ("{s:i}", "removed", removed));
+        return api_reply_skiff_error (c, err);
+      return api_reply_json (c, 200, json_pack ("{s:i}", "removed", removed));
     }
-  if (!method_is (c, "GET"))
-    return reply_error (c, 405, "MethodNotAllowed", "The method is not allowed for this resource.", NULL);
+  if (!api_method_is (c, "GET"))
+    return api_reply_error (c, 405, "MethodNotAllowed", "The method is not allowed for this resource.", NULL);
   if (!strcasecmp (what, "operations") && n_after == 1)
     return handle_operation (c, c->path.seg[c->path.n - 1]);
   if (n_after != 0)
-    return reply_error (c, 404, "InvalidResourceType", "The resource type could not be found.", NULL);
+    return api_reply_error (c, 404, "InvalidResourceType", "The resource type could not be found.", NULL);
   if (!strcasecmp (what, "usages"))
     {
       store_group_t *groups = NULL;
       int n = 0;
       cleanup_error skiff_error_t err = NULL;
       if (store_group_list (c->ctx->store, c->ctx->subscription_id, NULL, NULL, 0, &groups, &n, &err) < 0)
-        return reply_skiff_error (c, err);
+        return api_reply_skiff_error (c, err);
       store_group_free_array (groups, n);
-      return reply_json (c, 200,
-                         json_pack ("{s:[{s:s,s:i,s:i,s:{s:s,s:s}}]}", "value", "unit", "Count", "currentValue", n,
-                                    "limit", 2000, "name", "value", "ContainerGroups", "localizedValue",
-                                    "Container Groups"));
+      return api_reply_json (c, 200,
+                             json_pack ("{s:[{s:s,s:i,s:i,s:{s:s,s:s}}]}", "value", "unit", "Count", "currentValue", n,
+                                        "limit", 2000, "name", "value", "ContainerGroups", "localizedValue",
+                                        "Container Groups"));
     }
   if (!strcasecmp (what, "capabilities"))
-    return reply_json (c, 200,
-                       json_pack ("{s:[{s:s,s:s,s:s,s:s,s:s,s:{s:f,s:f,s:i}}]}", "value", "resourceType",
-                                  "containerGroups", "osType", "Linux", "location", loc, "ipAddressType", "Public",
-                                  "gpu", "None", "capabilities", "maxMemoryInGB", c->ctx->limits.host_memory_gb,
-                                  "maxCpu", c->ctx->limits.host_cpus, "maxGpuCount", 0));
+    return api_reply_json (c, 200,
+                           json_pack ("{s:[{s:s,s:s,s:s,s:s,s:s,s:{s:f,s:f,s:i}}]}", "value", "resourceType",
+                                      "containerGroups", "osType", "Linux", "location", loc, "ipAddressType", "Public",
+                                      "gpu", "None", "capabilities", "maxMemoryInGB", c->ctx->limits.host_memory_gb,
+                                      "maxCpu", c->ctx->limits.host_cpus, "maxGpuCount", 0));
   if (!strcasecmp (what, "cachedImages"))
-    return reply_json (c, 200, json_pack ("{s:[]}", "value"));
-  reply_error (c, 404, "InvalidResourceType", "The resource type could not be found.", NULL);
+    return api_reply_json (c, 200, json_pack ("{s:[]}", "value"));
+  api_reply_error (c, 404, "InvalidResourceType", "The resource type could not be found.", NULL);
 }
 
 /* ---- dispatch ----------------------------------------------------------- */
-
-static int
-constant_time_eq (const char *a, const char *b)
-{
-  size_t la = strlen (a), lb = strlen (b);
-  unsigned char d = (unsigned char)(la != lb);
-  for (size_t i = 0; i < la && i < lb; i++)
-    d |= (unsigned char)(a[i] ^ b[i]);
-  return d == 0;
-}
-
-static int
-authenticate (call_t *c)
-{
-  const char *h = c->req->authorization;
-  const char *why = NULL;
-  if (h == NULL)
-    why = "The 'Authorization' header is missing.";
-  else if (strncasecmp (h, "Bearer ", 7) != 0)
-    why = "The 'Authorization' header is not a bearer token.";
-  else if (!constant_time_eq (h + 7, c->ctx->admin_token))
-    why = "The access token is invalid.";
-  if (why == NULL)
-    return 0;
-  add_header (c->res, "WWW-Authenticate", "Bearer authorization_uri=\"skiff\", error=\"invalid_token\"");
-  reply_error (c, 401, h == NULL ? "AuthenticationFailed" : "InvalidAuthenticationToken", why, NULL);
-  return -1;
-}
 
 static void
 route (call_t *c)
 {
   api_path_t *p = &c->path;
-  if (p->n >= 1 && seg_is (c, 0, "providers"))
+  if (p->n >= 1 && api_seg_is (c, 0, "providers"))
     {
-      if (p->n == 3 && seg_is (c, 1, MODEL_PROVIDER) && seg_is (c, 2, "operations"))
-        return reply_json (c, 200,
-                           json_pack ("{s:[{s:s,s:{s:s,s:s,s:s,s:s},s:s}]}", "value", "name", MODEL_GROUP_TYPE "/read",
-                                      "display", "provider", MODEL_PROVIDER, "resource", "containerGroups", "operation",
-                                      "Get Container Group", "description", "Get all container groups.", "origin",
-                                      "User"));
-      return reply_error (c, 404, "InvalidResourceType", "The resource type could not be found.", NULL);
+      if (p->n == 3 && api_seg_is (c, 1, MODEL_PROVIDER) && api_seg_is (c, 2, "operations"))
+        return api_reply_json (c, 200,
+                               json_pack ("{s:[{s:s,s:{s:s,s:s,s:s,s:s},s:s}]}", "value", "name",
+                                          MODEL_GROUP_TYPE "/read", "display", "provider", MODEL_PROVIDER, "resource",
+                                          "containerGroups", "operation", "Get Container Group", "description",
+                                          "Get all container groups.", "origin", "User"));
+      return api_reply_error (c, 404, "InvalidResourceType", "The resource type could not be found.", NULL);
     }
-  if (p->n == 0 || !seg_is (c, 0, "subscriptions"))
-    return reply_error (c, 404, "NotFound", "The requested path is not served by this API.", NULL);
+  if (p->n == 1 && api_seg_is (c, 0, "tenants"))
+    return api_reply_json (c, 200,
+                           json_pack ("{s:[{s:s+,s:s,s:s,s:s}]}", "value", "id", "/tenants/", c->ctx->tenant_id,
+                                      "tenantId", c->ctx->tenant_id, "tenantCategory", "Home", "displayName", "skiff"));
+  if (p->n >= 2 && api_seg_is (c, 0, "skiff") && api_seg_is (c, 1, "servicePrincipals"))
+    return api_handle_principals (c);
+  if (p->n == 0 || !api_seg_is (c, 0, "subscriptions"))
+    return api_reply_error (c, 404, "NotFound", "The requested path is not served by this API.", NULL);
+  /* role assignments and definitions at any scope: {scope}/providers/Microsoft.Authorization/... */
+  for (int i = 2; i + 2 < p->n; i++)
+    if (api_seg_is (c, i, "providers") && api_seg_is (c, i + 1, "Microsoft.Authorization"))
+      {
+        if (check_subscription (c, p->seg[1]) < 0)
+          return;
+        return api_handle_authorization (c, i);
+      }
   if (p->n <= 2)
     return handle_subscriptions (c);
   if (check_subscription (c, p->seg[1]) < 0)
     return;
   /* {sub}/resourcegroups[/{rg}] */
-  if (seg_is (c, 2, "resourcegroups") && p->n <= 4)
+  if (api_seg_is (c, 2, "resourcegroups") && p->n <= 4)
     return handle_resource_group (c);
   /* {sub}/providers/Microsoft.ContainerInstance/... */
-  if (seg_is (c, 2, "providers"))
+  if (api_seg_is (c, 2, "providers"))
     {
-      if (p->n >= 4 && !seg_is (c, 3, MODEL_PROVIDER))
-        return reply_error (c, 404, "NoRegisteredProviderFound", "No registered resource provider found.", NULL);
+      if (p->n >= 4 && !api_seg_is (c, 3, MODEL_PROVIDER))
+        return api_reply_error (c, 404, "NoRegisteredProviderFound", "No registered resource provider found.", NULL);
+      cleanup_free char *sub_scope = skiff_strdup_printf ("/subscriptions/%s", c->ctx->subscription_id);
+      if (!api_touches_scope (&c->who, sub_scope))
+        {
+          api_authorize (c, sub_scope, MODEL_PROVIDER "/read");
+          return;
+        }
       if (p->n == 4)
-        return reply_json (c, 200,
-                           json_pack ("{s:s,s:s,s:s,s:[{s:s,s:[s]}]}", "id", "", "namespace", MODEL_PROVIDER,
-                                      "registrationState", "Registered", "resourceTypes", "resourceType",
-                                      "containerGroups", "locations", "local"));
-      if (p->n == 5 && seg_is (c, 4, "containerGroups"))
+        return api_reply_json (c, 200,
+                               json_pack ("{s:s,s:s,s:s,s:[{s:s,s:[s]}]}", "id", "", "namespace", MODEL_PROVIDER,
+                                          "registrationState", "Registered", "resourceTypes", "resourceType",
+                                          "containerGroups", "locations", "local"));
+      if (p->n == 5 && api_seg_is (c, 4, "containerGroups"))
         return handle_group_list (c, NULL);
-      if (p->n >= 7 && seg_is (c, 4, "locations"))
+      if (p->n >= 7 && api_seg_is (c, 4, "locations"))
         return handle_provider_locations (c, p->seg[5], p->seg[6], p->n - 7);
-      return reply_error (c, 404, "InvalidResourceType", "The resource type could not be found.", NULL);
+      return api_reply_error (c, 404, "InvalidResourceType", "The resource type could not be found.", NULL);
     }
   /* {sub}/resourceGroups/{rg}/providers/Microsoft.ContainerInstance/containerGroups[/{name}[/...]] */
-  if (seg_is (c, 2, "resourcegroups") && seg_is (c, 4, "providers"))
+  if (api_seg_is (c, 2, "resourcegroups") && api_seg_is (c, 4, "providers"))
     {
-      if (p->n >= 6 && !seg_is (c, 5, MODEL_PROVIDER))
-        return reply_error (c, 404, "NoRegisteredProviderFound", "No registered resource provider found.", NULL);
-      if (p->n >= 7 && seg_is (c, 6, "containerGroups"))
+      if (p->n >= 6 && !api_seg_is (c, 5, MODEL_PROVIDER))
+        return api_reply_error (c, 404, "NoRegisteredProviderFound", "No registered resource provider found.", NULL);
+      if (p->n >= 7 && api_seg_is (c, 6, "containerGroups"))
         {
           if (p->n == 7)
             return handle_group_list (c, p->seg[3]);
           return handle_group (c, p->seg[3], p->seg[7], p->n > 8 ? 8 : -1);
         }
     }
-  reply_error (c, 404, "InvalidResourceType", "The resource type could not be found.", NULL);
+  api_reply_error (c, 404, "InvalidResourceType", "The resource type could not be found.", NULL);
 }
 
 void
@@ -823,24 +820,27 @@ api_handle (api_ctx_t *ctx, const api_request_t *req, api_response_t *res)
   cleanup_error skiff_error_t err = NULL;
   if (api_path_parse (req->path, req->path_len, &c.path, &err) < 0)
     {
-      reply_skiff_error (&c, err);
+      api_reply_skiff_error (&c, err);
       goto out;
     }
-  if (authenticate (&c) < 0)
+  if (api_identity_route (&c))
+    goto out;
+  if (api_authenticate (&c) < 0)
     goto out;
   c.api_version = api_query_get (req->query, req->query_len, "api-version");
   if (c.api_version == NULL || c.api_version[0] == '\0')
     {
-      reply_error (&c, 400, "MissingApiVersionParameter",
-                   "The api-version query parameter (?api-version=) is required for all requests.", NULL);
+      api_reply_error (&c, 400, "MissingApiVersionParameter",
+                       "The api-version query parameter (?api-version=) is required for all requests.", NULL);
       goto out;
     }
   route (&c);
 out:
-  add_header (res, "Cache-Control", "no-cache");
+  api_add_header (res, "Cache-Control", "no-cache");
   char rid[40];
   skiff_uuid (rid);
-  add_header (res, "x-ms-request-id", rid);
+  api_add_header (res, "x-ms-request-id", rid);
   free (c.api_version);
+  api_principal_clear (&c.who);
   api_path_clear (&c.path);
 }

@@ -18,6 +18,7 @@
 #include "common/cleanup.h"
 #include "common/log.h"
 #include "common/util.h"
+#include "identity.h"
 #include "store/store.h"
 
 #define MAX_LOCATIONS 16
@@ -41,7 +42,12 @@ usage (FILE *f)
               "  --log-max-bytes N       per-container log size before rotation (default 4194304)\n"
               "  --workers N             reconcile threads (default 4)\n"
               "  --api-threads N         HTTP event-loop threads (default 2)\n"
-              "  --overcommit F          factor on host CPU and memory one group may ask for (default 1)\n");
+              "  --overcommit F          factor on host CPU and memory one group may ask for (default 1)\n"
+              "  --tls-cert FILE         serve this PEM certificate chain (default: a local CA's, in DATA/pki)\n"
+              "  --tls-key FILE          the private key of --tls-cert\n"
+              "  --host-name NAME        a name or address clients use for this host (repeatable)\n"
+              "  --socket PATH           plain-HTTP unix socket for local clients (default DATA/api.sock)\n"
+              "  --token-lifetime N      access-token lifetime in seconds (default 3600)\n");
 }
 
 static int
@@ -90,7 +96,9 @@ int
 main (int argc, char **argv)
 {
   const char *data = "/var/lib/skiff", *listen_addr = "127.0.0.1", *runtime = "/usr/bin/crun";
-  const char *monitor = NULL, *registry_ca = NULL;
+  const char *monitor = NULL, *registry_ca = NULL, *tls_cert = NULL, *tls_key = NULL, *socket_path = NULL;
+  const char *host_names[MAX_HOST_NAMES + 1] = { 0 };
+  int n_host_names = 0, token_lifetime = 3600;
   int port = 8780, workers = 4, api_threads = 2, backoff_initial = 10000, backoff_max = 300000, grace = 10;
   long long log_max = 4 * 1024 * 1024;
   double overcommit = 1.0;
@@ -113,6 +121,11 @@ main (int argc, char **argv)
                                         { "workers", required_argument, 0, 'w' },
                                         { "api-threads", required_argument, 0, 't' },
                                         { "overcommit", required_argument, 0, 'o' },
+                                        { "tls-cert", required_argument, 0, 'T' },
+                                        { "tls-key", required_argument, 0, 'K' },
+                                        { "host-name", required_argument, 0, 'H' },
+                                        { "socket", required_argument, 0, 'S' },
+                                        { "token-lifetime", required_argument, 0, 'E' },
                                         { "help", no_argument, 0, 'h' },
                                         { 0, 0, 0, 0 } };
   int c;
@@ -167,6 +180,22 @@ main (int argc, char **argv)
         case 'o':
           overcommit = atof (optarg);
           break;
+        case 'T':
+          tls_cert = optarg;
+          break;
+        case 'K':
+          tls_key = optarg;
+          break;
+        case 'H':
+          if (n_host_names < MAX_HOST_NAMES)
+            host_names[n_host_names++] = optarg;
+          break;
+        case 'S':
+          socket_path = optarg;
+          break;
+        case 'E':
+          token_lifetime = atoi (optarg);
+          break;
         case 'h':
           usage (stdout);
           return 0;
@@ -179,7 +208,7 @@ main (int argc, char **argv)
   if (n_locations == 0)
     locations[n_locations++] = "local";
   if (port < 0 || port > 65535 || backoff_initial < 0 || backoff_max < backoff_initial || grace < 0 || log_max < 4096
-      || overcommit <= 0)
+      || overcommit <= 0 || token_lifetime < 60 || token_lifetime > 86400 || (tls_cert == NULL) != (tls_key == NULL))
     {
       fprintf (stderr, "skiffd: invalid option value\n");
       return 2;
@@ -225,6 +254,14 @@ main (int argc, char **argv)
       return 1;
     }
 
+  /* TLS and the token-signing key */
+  identity_t id = { 0 };
+  if (identity_setup (realdata, listen_addr, host_names, tls_cert, tls_key, &id, &err) < 0)
+    {
+      log_error ("%s", err->msg);
+      return 1;
+    }
+
   /* Block the signals we handle before any thread starts, so they all inherit the mask. */
   sigset_t set;
   sigemptyset (&set);
@@ -265,18 +302,34 @@ main (int argc, char **argv)
                       .host_memory_gb = (double)si.totalram * si.mem_unit / (1024.0 * 1024 * 1024) * overcommit,
                       .locations = locations },
           .page_size = 100,
-          .cache = api_cache_new () };
+          .cache = api_cache_new (),
+          .signing_key = id.signing_key,
+          .token_lifetime_s = token_lifetime,
+          .sessions = api_sessions_new () };
+  cleanup_free char *default_socket = skiff_strdup_printf ("%s/api.sock", realdata);
+  api_server_config_t scfg = { .address = listen_addr,
+                               .port = port,
+                               .tls_cert = id.cert,
+                               .tls_key = id.key,
+                               .unix_path = socket_path ? socket_path : default_socket,
+                               .threads = api_threads };
   api_server_t *server = NULL;
-  if (api_server_start (&ctx, listen_addr, port, api_threads, &server, &err) < 0)
+  if (api_server_start (&ctx, &scfg, &server, &err) < 0)
     {
       log_error ("api: %s", err->msg);
       return 1;
     }
-  cleanup_free char *endpoint = skiff_strdup_printf ("http://%s:%d\n", listen_addr, api_server_port (server));
+  identity_audiences (&id, api_server_port (server));
+  ctx.audiences = (const char *const *)id.audiences;
+  const char *ep_host = strcmp (listen_addr, "0.0.0.0") == 0 ? "127.0.0.1" : listen_addr;
+  cleanup_free char *endpoint = skiff_strdup_printf ("https://%s:%d\n", ep_host, api_server_port (server));
   cleanup_free char *epath = skiff_strdup_printf ("%s/endpoint", realdata);
   if (skiff_write_file_atomic (epath, endpoint, strlen (endpoint), 0644, &err) < 0)
     log_warn ("%s", err->msg);
-  log_info ("skiffd serving %s:%d (data %s, subscription %s)", listen_addr, api_server_port (server), realdata, sub);
+  log_info ("skiffd serving https://%s:%d and %s (data %s, subscription %s, tenant %s)", listen_addr,
+            api_server_port (server), scfg.unix_path, realdata, sub, tenant);
+  if (id.ca)
+    log_info ("clients trust the local CA %s", id.ca);
 
   int sig = 0;
   sigwait (&set, &sig);
@@ -285,6 +338,8 @@ main (int argc, char **argv)
   agent_stop (agent);
   store_close (store);
   api_cache_free (ctx.cache);
+  api_sessions_free (ctx.sessions);
+  identity_clear (&id);
   for (int i = 0; i < n_locations; i++)
     if (locations_owned)
       free ((char *)locations[i]);

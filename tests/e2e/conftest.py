@@ -6,6 +6,8 @@ import json
 import os
 import shutil
 import signal
+import socket
+import ssl
 import subprocess
 import tempfile
 import time
@@ -49,6 +51,19 @@ def group_body(containers, policy="Always", location="local", **props):
     return body
 
 
+class UnixHTTPConnection(http.client.HTTPConnection):
+    """http.client over a unix socket."""
+
+    def __init__(self, path, timeout=60):
+        super().__init__("localhost", timeout=timeout)
+        self.unix_path = path
+
+    def connect(self):
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.sock.settimeout(self.timeout)
+        self.sock.connect(self.unix_path)
+
+
 class Skiffd:
     """A real skiffd process on a private data folder."""
 
@@ -81,6 +96,9 @@ class Skiffd:
             raise RuntimeError("skiffd did not start: " + self.log())
         self.endpoint = open(ep).read().strip()
         self.port = int(self.endpoint.rsplit(":", 1)[1])
+        self.ca = os.path.join(self.data, "pki", "ca.pem")
+        self.socket = os.path.join(self.data, "api.sock")
+        self.ssl = ssl.create_default_context(cafile=self.ca) if os.path.exists(self.ca) else None
         self.token = open(os.path.join(self.data, "admin.token")).read().strip()
         self.conn = None
         st, body, _ = self.request("GET", "/subscriptions?api-version=2022-12-01")
@@ -119,7 +137,7 @@ class Skiffd:
             hdrs["Content-Type"] = "application/json"
         for attempt in range(2):
             if self.conn is None:
-                self.conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=60)
+                self.conn = self.connect()
             try:
                 self.conn.request(method, path, body=body, headers=hdrs)
                 r = self.conn.getresponse()
@@ -129,6 +147,14 @@ class Skiffd:
                 self.conn = None
                 if attempt == 1:
                     raise
+
+    def connect(self, host="127.0.0.1"):
+        """A new HTTPS connection to the API, trusting skiffd's local CA."""
+        return http.client.HTTPSConnection(host, self.port, timeout=60, context=self.ssl)
+
+    def unix_connect(self):
+        """A new plain-HTTP connection over the unix socket."""
+        return UnixHTTPConnection(self.socket)
 
     def request(self, method, path, body=None, headers=None):
         st, data, hdrs = self.raw(method, path, body, headers)
