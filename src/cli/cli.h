@@ -1,9 +1,10 @@
 /* cli.h - the whole internal surface of the `skiff` command (an `az container` look-alike).
  *
  * Layout: main.c (dispatch, help, global flags), args.c (flag parsing, KEY=VALUE, shell-like
- * splitting), http.c (one keep-alive libcurl handle, endpoint/token/subscription discovery,
+ * splitting), http.c (one keep-alive libcurl handle, transport/token/subscription discovery,
  * ARM error bodies), yaml.c (YAML <-> JSON with libyaml), output.c (-o json|yaml|table|tsv),
- * container.c and group.c (the verbs).
+ * wsclient.c (the WebSocket client of exec and attach), container.c, group.c, sp.c and role.c
+ * (the verbs).
  */
 #ifndef SKIFF_CLI_CLI_H
 #define SKIFF_CLI_CLI_H
@@ -35,6 +36,8 @@ enum
 #define CLI_API_ACI "2023-05-01"
 #define CLI_API_RG "2021-04-01"
 #define CLI_API_SUBS "2022-12-01"
+#define CLI_API_AUTHZ "2022-04-01"
+#define CLI_API_SKIFF "1"
 
 /* ------------------------------------------------------------------ args.c */
 
@@ -167,6 +170,19 @@ struct cli_response
   int retry_after;       /* Retry-After in seconds, -1 when absent */
 };
 
+/* How the CLI reaches skiffd. Without SKIFF_ENDPOINT: the unix socket $SKIFF_DATA/api.sock when it
+ * exists (endpoint "http://localhost"), else the URL in $SKIFF_DATA/endpoint, trusting
+ * $SKIFF_DATA/pki/ca.pem for https. SKIFF_CA_BUNDLE always wins for the CA. */
+struct cli_transport
+{
+  const char *unix_path; /* HTTP over this unix socket, or NULL */
+  const char *endpoint;  /* base URL without trailing '/' */
+  const char *ca_bundle; /* CA certificates (PEM file) for https, or NULL for the system store */
+};
+
+/* Resolves the transport (and the token) once; the strings are borrowed, valid until exit. */
+int cli_http_transport (struct cli_transport *out, skiff_error_t *err);
+
 /* Frees what a request stored in *r and zeroes it. */
 void cli_response_clear (struct cli_response *r);
 
@@ -235,6 +251,23 @@ int cli_container_start (struct cli_ctx *ctx, struct cli_args *args, skiff_error
 int cli_container_stop (struct cli_ctx *ctx, struct cli_args *args, skiff_error_t *err);
 int cli_container_restart (struct cli_ctx *ctx, struct cli_args *args, skiff_error_t *err);
 int cli_container_export (struct cli_ctx *ctx, struct cli_args *args, skiff_error_t *err);
+/* `skiff container exec|attach`: POST .../exec or .../attach, then a WebSocket session (wsclient.h). */
+extern const struct cli_opt cli_container_exec_opts[], cli_container_attach_opts[];
+int cli_container_exec (struct cli_ctx *ctx, struct cli_args *args, skiff_error_t *err);
+int cli_container_attach (struct cli_ctx *ctx, struct cli_args *args, skiff_error_t *err);
+
+/* `skiff sp create|list|show|delete` (sp.c): skiff's service principals (/skiff/servicePrincipals). */
+extern const struct cli_opt cli_sp_create_opts[], cli_sp_list_opts[], cli_sp_id_opts[];
+int cli_sp_create (struct cli_ctx *ctx, struct cli_args *args, skiff_error_t *err);
+int cli_sp_list (struct cli_ctx *ctx, struct cli_args *args, skiff_error_t *err);
+int cli_sp_show (struct cli_ctx *ctx, struct cli_args *args, skiff_error_t *err);
+int cli_sp_delete (struct cli_ctx *ctx, struct cli_args *args, skiff_error_t *err);
+
+/* `skiff role assignment create|list|delete` (role.c): ARM Microsoft.Authorization/roleAssignments. */
+extern const struct cli_opt cli_role_create_opts[], cli_role_list_opts[], cli_role_delete_opts[];
+int cli_role_assignment_create (struct cli_ctx *ctx, struct cli_args *args, skiff_error_t *err);
+int cli_role_assignment_list (struct cli_ctx *ctx, struct cli_args *args, skiff_error_t *err);
+int cli_role_assignment_delete (struct cli_ctx *ctx, struct cli_args *args, skiff_error_t *err);
 
 extern const struct cli_opt cli_group_create_opts[], cli_group_show_opts[], cli_group_list_opts[],
     cli_group_delete_opts[];

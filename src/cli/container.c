@@ -1,11 +1,16 @@
-/* container.c - `skiff container create|show|list|delete|logs|start|stop|restart|export`. */
+/* container.c - `skiff container create|show|list|delete|logs|start|stop|restart|export|exec|attach`. */
 #include "cli/cli.h"
 
 #include <errno.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/ioctl.h>
+#include <termios.h>
 #include <unistd.h>
+
+#include "cli/wsclient.h"
 
 #include "common/cleanup.h"
 #include "common/jsonutil.h"
@@ -74,6 +79,24 @@ const struct cli_opt cli_container_export_opts[] = {
   NAME_OPT,
   RG_OPT,
   { "file", "f", CLI_OPT_VALUE, "FILE", "Write to FILE (default: stdout)." },
+  CLI_OPT_END,
+};
+
+#define CONTAINER_NAME_OPT(help)                                                                                       \
+  {                                                                                                                    \
+    "container-name", NULL, CLI_OPT_VALUE, "NAME", help                                                                \
+  }
+const struct cli_opt cli_container_exec_opts[] = {
+  NAME_OPT,
+  RG_OPT,
+  CONTAINER_NAME_OPT ("Container to run the command in (default: the first one)."),
+  { "exec-command", NULL, CLI_OPT_VALUE, "CMD", "[Required] The command and its arguments, split like a shell would." },
+  CLI_OPT_END,
+};
+const struct cli_opt cli_container_attach_opts[] = {
+  NAME_OPT,
+  RG_OPT,
+  CONTAINER_NAME_OPT ("Container to attach to (default: the first one)."),
   CLI_OPT_END,
 };
 
@@ -871,6 +894,26 @@ still_running (const char *state)
   return false;
 }
 
+/* --container-name, else the name of the group's first container (one GET). Returns malloc'd or
+ * NULL with err (the GET's ARM error, so a missing group exits 3). */
+static char *
+container_name (struct cli_args *args, const char *sub, const char *rg, const char *name, skiff_error_t *err)
+{
+  const char *c = cli_arg (args, "container-name");
+  if (c && *c)
+    return skiff_strdup (c);
+  cleanup_free char *group_path = cli_cg_path (sub, rg, name, NULL, CLI_API_ACI, NULL);
+  struct cli_response r;
+  if (cli_http_call ("GET", group_path, NULL, &r, err) < 0)
+    return NULL;
+  const char *first = skiff_json_get_string (json_array_get (skiff_json_get (props (r.body), "containers"), 0), "name");
+  char *out = first ? skiff_strdup (first) : NULL;
+  cli_response_clear (&r);
+  if (out == NULL)
+    skiff_error_set (err, 0, "container group '%s' has no containers", name);
+  return out;
+}
+
 int
 cli_container_logs (struct cli_ctx *ctx, struct cli_args *args, skiff_error_t *err)
 {
@@ -895,22 +938,9 @@ cli_container_logs (struct cli_ctx *ctx, struct cli_args *args, skiff_error_t *e
     return -1;
 
   cleanup_free char *group_path = cli_cg_path (sub, rg, name, NULL, CLI_API_ACI, NULL);
-  cleanup_free char *cname = NULL;
-  const char *c = cli_arg (args, "container-name");
-  if (c && *c)
-    cname = skiff_strdup (c);
-  else
-    {
-      struct cli_response r;
-      if (cli_http_call ("GET", group_path, NULL, &r, err) < 0)
-        return -1;
-      const char *first
-          = skiff_json_get_string (json_array_get (skiff_json_get (props (r.body), "containers"), 0), "name");
-      cname = first ? skiff_strdup (first) : NULL;
-      cli_response_clear (&r);
-      if (cname == NULL)
-        return skiff_error_set (err, 0, "container group '%s' has no containers", name);
-    }
+  cleanup_free char *cname = container_name (args, sub, rg, name, err);
+  if (cname == NULL)
+    return -1;
   cleanup_free char *ecname = cli_escape (cname);
   cleanup_free char *suffix = skiff_strdup_printf ("/containers/%s/logs", ecname);
 
@@ -1005,4 +1035,159 @@ cli_container_export (struct cli_ctx *ctx, struct cli_args *args, skiff_error_t 
   if (skiff_write_file_atomic (file, text, strlen (text), 0644, err) < 0)
     return skiff_error_wrap (err, "writing '%s'", file);
   return 0;
+}
+
+/* ------------------------------------------------------------------ exec and attach */
+
+/* The terminal state saved before raw mode; restored by tty_restore on every way out. */
+static struct termios saved_tio;
+static volatile sig_atomic_t tio_saved;
+
+static void
+tty_restore (void)
+{
+  if (tio_saved)
+    {
+      tcsetattr (STDIN_FILENO, TCSADRAIN, &saved_tio);
+      tio_saved = 0;
+    }
+}
+
+static void
+tty_on_signal (int sig)
+{
+  tty_restore (); /* tcsetattr is async-signal-safe */
+  signal (sig, SIG_DFL);
+  raise (sig);
+}
+
+/* Puts stdin (a terminal) into raw mode: keystrokes, ^C included, go to the container. */
+static int
+tty_make_raw (skiff_error_t *err)
+{
+  static bool registered;
+  struct termios raw;
+  if (tcgetattr (STDIN_FILENO, &saved_tio) < 0)
+    return skiff_error_set (err, errno, "reading the terminal settings");
+  raw = saved_tio;
+  cfmakeraw (&raw);
+  if (!registered)
+    {
+      atexit (tty_restore);
+      static const int sigs[] = { SIGTERM, SIGHUP, SIGINT, SIGQUIT, SIGABRT };
+      for (size_t i = 0; i < sizeof sigs / sizeof sigs[0]; i++)
+        {
+          struct sigaction sa = { .sa_handler = tty_on_signal };
+          sigaction (sigs[i], &sa, NULL);
+        }
+      registered = true;
+    }
+  tio_saved = 1;
+  if (tcsetattr (STDIN_FILENO, TCSADRAIN, &raw) < 0)
+    {
+      tio_saved = 0;
+      return skiff_error_set (err, errno, "setting the terminal to raw mode");
+    }
+  return 0;
+}
+
+/* Connects the WebSocket of an exec/attach answer through the CLI's own transport: the unix
+ * socket, or TCP (TLS for an https endpoint, with the CA bundle) to the endpoint's host and port.
+ * The path comes from webSocketUri, which must be ws:// or wss://. */
+static int
+run_session (json_t *answer, bool forward_stdin, skiff_error_t *err)
+{
+  const char *uri = skiff_json_get_string (answer, "webSocketUri");
+  const char *password = skiff_json_get_string (answer, "password");
+  if (uri == NULL || password == NULL)
+    return skiff_error_set (err, 0, "the server's answer has no webSocketUri and password");
+  cleanup_free char *scheme = NULL, *host = NULL, *authority = NULL, *path = NULL;
+  int port = 0;
+  if (ws_parse_url (uri, &scheme, &host, &authority, &port, &path, err) < 0)
+    return skiff_error_wrap (err, "webSocketUri");
+  if (strcmp (scheme, "ws") != 0 && strcmp (scheme, "wss") != 0)
+    return skiff_error_set (err, 0, "webSocketUri '%s' is not ws:// or wss://", uri);
+
+  struct cli_transport tr;
+  if (cli_http_transport (&tr, err) < 0)
+    return -1;
+  struct ws_target t = { .unix_path = tr.unix_path, .path = path, .host_header = authority };
+  cleanup_free char *escheme = NULL, *ehost = NULL, *eauth = NULL, *epath = NULL;
+  if (tr.unix_path == NULL)
+    {
+      int eport = 0;
+      if (ws_parse_url (tr.endpoint, &escheme, &ehost, &eauth, &eport, &epath, err) < 0)
+        return skiff_error_wrap (err, "the skiff endpoint");
+      t.host = ehost;
+      t.port = eport;
+      t.tls = strcmp (escheme, "https") == 0;
+      t.ca_bundle = tr.ca_bundle;
+    }
+
+  bool raw = forward_stdin && isatty (STDIN_FILENO);
+  if (raw && tty_make_raw (err) < 0)
+    return -1;
+  fflush (stdout);
+  struct ws_session s = { .password = password, .in_fd = forward_stdin ? STDIN_FILENO : -1, .out_fd = STDOUT_FILENO };
+  int rc = ws_run (&t, &s, err);
+  tty_restore ();
+  if (rc < 0 && (*err)->status == EPIPE)
+    {
+      /* stdout was closed (skiff ... | head): end quietly, as any filter does */
+      signal (SIGPIPE, SIG_DFL);
+      raise (SIGPIPE);
+    }
+  return rc;
+}
+
+/* POSTs .../containers/{c}/{action} with body, then runs the session. */
+static int
+exec_or_attach (struct cli_args *args, const char *action, json_t *body, bool forward_stdin, skiff_error_t *err)
+{
+  const char *name = NULL, *rg = NULL;
+  if (name_and_group (args, &name, &rg, err) < 0)
+    return -1;
+  const char *sub = cli_subscription (err);
+  if (sub == NULL)
+    return -1;
+  cleanup_free char *cname = container_name (args, sub, rg, name, err);
+  if (cname == NULL)
+    return -1;
+  cleanup_free char *ecname = cli_escape (cname);
+  cleanup_free char *suffix = skiff_strdup_printf ("/containers/%s/%s", ecname, action);
+  cleanup_free char *path = cli_cg_path (sub, rg, name, suffix, CLI_API_ACI, NULL);
+  struct cli_response r;
+  if (cli_http_call ("POST", path, body, &r, err) < 0)
+    return -1;
+  cleanup_json json_t *answer = r.body ? json_incref (r.body) : NULL;
+  cli_response_clear (&r);
+  return run_session (answer, forward_stdin, err);
+}
+
+int
+cli_container_exec (struct cli_ctx *ctx, struct cli_args *args, skiff_error_t *err)
+{
+  (void)ctx;
+  const char *name = NULL, *rg = NULL, *cmd = NULL;
+  if (name_and_group (args, &name, &rg, err) < 0 || require (args, "exec-command", "--exec-command", &cmd, err) < 0)
+    return -1;
+  int rows = 24, cols = 80;
+  struct winsize ws;
+  if (isatty (STDIN_FILENO) && ioctl (STDIN_FILENO, TIOCGWINSZ, &ws) == 0 && ws.ws_row > 0 && ws.ws_col > 0)
+    {
+      rows = ws.ws_row;
+      cols = ws.ws_col;
+    }
+  cleanup_json json_t *body
+      = json_pack ("{s:s,s:{s:i,s:i}}", "command", cmd, "terminalSize", "rows", rows, "cols", cols);
+  if (body == NULL)
+    return skiff_error_set (err, EINVAL, "--exec-command is not valid UTF-8");
+  return exec_or_attach (args, "exec", body, true, err);
+}
+
+int
+cli_container_attach (struct cli_ctx *ctx, struct cli_args *args, skiff_error_t *err)
+{
+  (void)ctx;
+  return exec_or_attach (args, "attach", NULL, false, err);
 }

@@ -8,7 +8,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "common/cleanup.h"
 #include "common/jsonutil.h"
@@ -21,7 +23,9 @@
 static struct
 {
   CURL *curl;
-  char *endpoint; /* without trailing '/' */
+  char *endpoint;  /* without trailing '/' */
+  char *unix_path; /* HTTP over this unix socket when not NULL */
+  char *ca_bundle; /* CA file for https, NULL: the system store */
   char *token;
   char *subscription;
   const char *subscription_arg;
@@ -36,6 +40,8 @@ http_cleanup (void)
     curl_easy_cleanup (http.curl);
   http.curl = NULL;
   free (http.endpoint);
+  free (http.unix_path);
+  free (http.ca_bundle);
   free (http.token);
   free (http.subscription);
   curl_global_cleanup ();
@@ -67,14 +73,19 @@ trim (char *s)
   return s;
 }
 
+/* The data folder: $SKIFF_DATA, else /var/lib/skiff. */
+static const char *
+data_dir (void)
+{
+  const char *dir = getenv ("SKIFF_DATA");
+  return dir && *dir ? dir : "/var/lib/skiff";
+}
+
 /* Reads the first line of $SKIFF_DATA/<name>, trimmed. NULL when the file is missing. */
 static char *
 read_data_file (const char *name, skiff_error_t *err)
 {
-  const char *dir = getenv ("SKIFF_DATA");
-  if (dir == NULL || *dir == '\0')
-    dir = "/var/lib/skiff";
-  cleanup_free char *path = skiff_strdup_printf ("%s/%s", dir, name);
+  cleanup_free char *path = skiff_strdup_printf ("%s/%s", data_dir (), name);
   cleanup_free char *data = NULL;
   size_t len = 0;
   skiff_error_t local = NULL;
@@ -95,24 +106,54 @@ read_data_file (const char *name, skiff_error_t *err)
   return skiff_strdup (trim (data));
 }
 
+/* Finds the transport: $SKIFF_ENDPOINT (with $SKIFF_CA_BUNDLE), else the unix socket
+ * <data>/api.sock when it exists, else the URL in <data>/endpoint, trusting <data>/pki/ca.pem for
+ * https unless $SKIFF_CA_BUNDLE names another bundle. */
+static int
+load_endpoint (skiff_error_t *err)
+{
+  const char *ca = getenv ("SKIFF_CA_BUNDLE");
+  if (ca && *ca)
+    http.ca_bundle = skiff_strdup (ca);
+  const char *e = getenv ("SKIFF_ENDPOINT");
+  if (e && *e)
+    {
+      http.endpoint = skiff_strdup (e);
+      return 0;
+    }
+  cleanup_free char *sock = skiff_strdup_printf ("%s/api.sock", data_dir ());
+  struct stat st;
+  if (stat (sock, &st) == 0 && S_ISSOCK (st.st_mode))
+    {
+      http.unix_path = steal_pointer (&sock);
+      http.endpoint = skiff_strdup ("http://localhost");
+      return 0;
+    }
+  http.endpoint = read_data_file ("endpoint", err);
+  if (http.endpoint == NULL)
+    {
+      if (*err)
+        return skiff_error_wrap (err, "reading the skiff endpoint");
+      return skiff_error_set (err, 0,
+                              "no skiff endpoint: set SKIFF_ENDPOINT, or start skiffd (it writes $SKIFF_DATA/api.sock "
+                              "and $SKIFF_DATA/endpoint)");
+    }
+  if (http.ca_bundle == NULL && strncasecmp (http.endpoint, "https://", 8) == 0)
+    {
+      cleanup_free char *local_ca = skiff_strdup_printf ("%s/pki/ca.pem", data_dir ());
+      if (access (local_ca, R_OK) == 0)
+        http.ca_bundle = steal_pointer (&local_ca);
+    }
+  return 0;
+}
+
 static int
 load_config (skiff_error_t *err)
 {
   if (http.loaded)
     return 0;
-  const char *e = getenv ("SKIFF_ENDPOINT");
-  if (e && *e)
-    http.endpoint = skiff_strdup (e);
-  else
-    {
-      http.endpoint = read_data_file ("endpoint", err);
-      if (http.endpoint == NULL)
-        {
-          if (*err)
-            return skiff_error_wrap (err, "reading the skiff endpoint");
-          return skiff_error_set (err, 0, "no skiff endpoint: set SKIFF_ENDPOINT or write it to $SKIFF_DATA/endpoint");
-        }
-    }
+  if (load_endpoint (err) < 0)
+    return -1;
   size_t n = strlen (http.endpoint);
   while (n > 0 && http.endpoint[n - 1] == '/')
     http.endpoint[--n] = '\0';
@@ -140,6 +181,17 @@ load_config (skiff_error_t *err)
     return skiff_error_set (err, 0, "cannot create a libcurl handle");
   atexit (http_cleanup);
   http.loaded = true;
+  return 0;
+}
+
+int
+cli_http_transport (struct cli_transport *out, skiff_error_t *err)
+{
+  if (load_config (err) < 0)
+    return -1;
+  out->unix_path = http.unix_path;
+  out->endpoint = http.endpoint;
+  out->ca_bundle = http.ca_bundle;
   return 0;
 }
 
@@ -248,9 +300,10 @@ cli_http_request (const char *method, const char *target, json_t *body, struct c
   curl_easy_setopt (c, CURLOPT_WRITEDATA, resp);
   curl_easy_setopt (c, CURLOPT_HEADERFUNCTION, on_header);
   curl_easy_setopt (c, CURLOPT_HEADERDATA, resp);
-  const char *ca = getenv ("SKIFF_CA_BUNDLE");
-  if (ca && *ca)
-    curl_easy_setopt (c, CURLOPT_CAINFO, ca);
+  if (http.unix_path)
+    curl_easy_setopt (c, CURLOPT_UNIX_SOCKET_PATH, http.unix_path);
+  if (http.ca_bundle)
+    curl_easy_setopt (c, CURLOPT_CAINFO, http.ca_bundle);
 
   struct curl_slist *headers = NULL;
   cleanup_free char *auth = skiff_strdup_printf ("Authorization: Bearer %s", http.token);
@@ -285,7 +338,8 @@ cli_http_request (const char *method, const char *target, json_t *body, struct c
     {
       long connects = 0;
       curl_easy_getinfo (c, CURLINFO_NUM_CONNECTS, &connects);
-      fprintf (stderr, "DEBUG: %s %s -> %ld%s\n", method, url, resp->status, connects ? " (new connection)" : "");
+      fprintf (stderr, "DEBUG: %s %s%s%s -> %ld%s\n", method, url, http.unix_path ? " via " : "",
+               http.unix_path ? http.unix_path : "", resp->status, connects ? " (new connection)" : "");
     }
   if (resp->raw == NULL)
     resp->raw = skiff_strdup ("");

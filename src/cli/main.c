@@ -1,5 +1,6 @@
-/* main.c - `skiff`: command dispatch, help text and global flags. The verbs live in container.c and
- * group.c; this file only finds the verb, parses its flags and turns errors into exit statuses. */
+/* main.c - `skiff`: command dispatch, help text and global flags. The verbs live in container.c,
+ * group.c, sp.c and role.c; this file only finds the verb, parses its flags and turns errors into
+ * exit statuses. A group may be several words ("role assignment"). */
 #include "cli/cli.h"
 
 #include <signal.h>
@@ -12,7 +13,7 @@
 
 struct command
 {
-  const char *group; /* "container", "group" */
+  const char *group; /* "container", "group", "role assignment": words separated by one blank */
   const char *verb;
   const char *summary;
   const struct cli_opt *opts;
@@ -39,12 +40,26 @@ static const struct command commands[] = {
     cli_container_restart },
   { "container", "export", "Export a container group as ACI YAML (or JSON with -o json).", cli_container_export_opts,
     cli_container_export },
+  { "container", "exec", "Run a command in a running container, connected to this terminal.", cli_container_exec_opts,
+    cli_container_exec },
+  { "container", "attach", "Stream the output of a running container.", cli_container_attach_opts,
+    cli_container_attach },
   { "group", "create", "Create a resource group.", cli_group_create_opts, cli_group_create },
   { "group", "show", "Show a resource group.", cli_group_show_opts, cli_group_show },
   { "group", "list", "List resource groups.", cli_group_list_opts, cli_group_list },
   { "group", "delete", "Delete a resource group.", cli_group_delete_opts, cli_group_delete },
   { "image", "prune", "Remove cached image layers that no container group uses.", cli_image_prune_opts,
     cli_image_prune },
+  { "sp", "create", "Create a service principal; prints its appId, password and tenant.", cli_sp_create_opts,
+    cli_sp_create },
+  { "sp", "list", "List service principals.", cli_sp_list_opts, cli_sp_list },
+  { "sp", "show", "Show a service principal.", cli_sp_id_opts, cli_sp_show },
+  { "sp", "delete", "Delete a service principal and its role assignments.", cli_sp_id_opts, cli_sp_delete },
+  { "role assignment", "create", "Give a principal a role (Owner, Contributor, Reader) at a scope.",
+    cli_role_create_opts, cli_role_assignment_create },
+  { "role assignment", "list", "List role assignments at a scope.", cli_role_list_opts, cli_role_assignment_list },
+  { "role assignment", "delete", "Delete role assignments by id, or by assignee and role at a scope.",
+    cli_role_delete_opts, cli_role_assignment_delete },
   { NULL, "version", "Show the version of skiff.", no_opts, cmd_version },
 };
 #define N_COMMANDS (sizeof commands / sizeof commands[0])
@@ -112,14 +127,52 @@ print_command_help (FILE *f, const struct command *c)
   print_opts (f, cli_global_opts);
 }
 
-static void
-print_group_help (FILE *f, const char *group)
+/* How many words of `group`, from its start, equal argv[0], argv[1], ... (0 when the first does not). */
+static int
+group_prefix_words (const char *group, int argc, char **argv)
 {
-  fprintf (f, "Group\n    skiff %s\n\nCommands:\n", group);
+  int k = 0;
+  const char *p = group;
+  while (*p && k < argc)
+    {
+      size_t l = strcspn (p, " ");
+      if (strlen (argv[k]) != l || strncmp (argv[k], p, l) != 0)
+        break;
+      k++;
+      p += l;
+      if (*p == ' ')
+        p++;
+    }
+  return k;
+}
+
+/* Number of words in a group name. */
+static int
+group_word_count (const char *group)
+{
+  int n = 1;
+  for (const char *p = group; *p; p++)
+    n += *p == ' ';
+  return n;
+}
+
+/* Lists what follows the group prefix `prefix` (one or more words): its verbs, and for longer
+ * groups the remaining words with the verb ("assignment create"). */
+static void
+print_group_help (FILE *f, const char *prefix)
+{
+  size_t pl = strlen (prefix);
+  fprintf (f, "Group\n    skiff %s\n\nCommands:\n", prefix);
   for (size_t i = 0; i < N_COMMANDS; i++)
-    if (commands[i].group && strcmp (commands[i].group, group) == 0)
-      fprintf (f, "    %-10s : %s\n", commands[i].verb, commands[i].summary);
-  fprintf (f, "\nRun 'skiff %s <command> --help' for the arguments of a command.\n", group);
+    {
+      const char *g = commands[i].group;
+      if (g == NULL || strncmp (g, prefix, pl) != 0 || (g[pl] != '\0' && g[pl] != ' '))
+        continue;
+      char words[64];
+      snprintf (words, sizeof words, "%s%s%s", g[pl] ? g + pl + 1 : "", g[pl] ? " " : "", commands[i].verb);
+      fprintf (f, "    %-18s : %s\n", words, commands[i].summary);
+    }
+  fprintf (f, "\nRun 'skiff %s <command> --help' for the arguments of a command.\n", prefix);
 }
 
 static void
@@ -129,16 +182,20 @@ print_main_help (FILE *f)
          "Usage: skiff <group> <command> [arguments]\n\n"
          "Groups:\n"
          "    container  : Manage container groups (create, show, list, delete, logs, start, stop, restart,\n"
-         "                 export).\n"
-         "    group      : Manage resource groups (create, show, list, delete).\n\n"
+         "                 export, exec, attach).\n"
+         "    group      : Manage resource groups (create, show, list, delete).\n"
+         "    sp         : Manage service principals (create, list, show, delete).\n"
+         "    role       : Manage role assignments (role assignment create, list, delete).\n\n"
          "Commands:\n"
          "    version    : Show the version of skiff.\n\n"
          "Environment:\n"
-         "    SKIFF_ENDPOINT      base URL of skiffd (default: the first line of $SKIFF_DATA/endpoint)\n"
+         "    SKIFF_ENDPOINT      base URL of skiffd, http:// or https:// (default: the unix socket\n"
+         "                        $SKIFF_DATA/api.sock when it exists, else the first line of $SKIFF_DATA/endpoint)\n"
          "    SKIFF_TOKEN         bearer token (default: the first line of $SKIFF_DATA/admin.token)\n"
          "    SKIFF_DATA          data folder (default /var/lib/skiff)\n"
          "    SKIFF_SUBSCRIPTION  subscription id (default: the first one the server lists)\n"
-         "    SKIFF_CA_BUNDLE     CA certificates for an https endpoint\n\n"
+         "    SKIFF_CA_BUNDLE     CA certificates for an https endpoint (default: $SKIFF_DATA/pki/ca.pem\n"
+         "                        for the endpoint file, else the system store)\n\n"
          "Exit status: 0 success, 1 error, 2 bad usage, 3 resource not found.\n",
          f);
 }
@@ -207,26 +264,47 @@ main (int argc, char **argv)
     if (commands[i].group == NULL && strcmp (commands[i].verb, argv[1]) == 0)
       return run_command (&commands[i], argc - 2, argv + 2);
 
-  bool known_group = false;
+  /* The longest command group spelled by argv[1..]; then its verb. */
+  const struct command *best = NULL;
+  int best_k = 0;
+  int best_words = 0; /* words of argv matched by some group's prefix */
   for (size_t i = 0; i < N_COMMANDS; i++)
-    if (commands[i].group && strcmp (commands[i].group, argv[1]) == 0)
-      known_group = true;
-  if (!known_group)
+    {
+      if (commands[i].group == NULL)
+        continue;
+      int k = group_prefix_words (commands[i].group, argc - 1, argv + 1);
+      if (k == group_word_count (commands[i].group) && k + 1 < argc && strcmp (commands[i].verb, argv[k + 1]) == 0)
+        {
+          if (best == NULL || k > best_k)
+            {
+              best = &commands[i];
+              best_k = k;
+            }
+        }
+      if (k > best_words)
+        best_words = k;
+    }
+  if (best)
+    return run_command (best, argc - best_k - 2, argv + best_k + 2);
+  if (best_words == 0)
     {
       fprintf (stderr, "ERROR: '%s' is misspelled or not recognized by the system.\n", argv[1]);
       fputs ("Run 'skiff --help' to see the available commands.\n", stderr);
       return CLI_EXIT_USAGE;
     }
-  if (argc < 3 || is_help (argv[2]))
+  cleanup_free char *prefix = skiff_strdup (argv[1]);
+  for (int i = 2; i <= best_words; i++)
     {
-      print_group_help (stdout, argv[1]);
+      char *n = skiff_strdup_printf ("%s %s", prefix, argv[i]);
+      free (prefix);
+      prefix = n;
+    }
+  if (argc <= best_words + 1 || is_help (argv[best_words + 1]))
+    {
+      print_group_help (stdout, prefix);
       return CLI_EXIT_OK;
     }
-  for (size_t i = 0; i < N_COMMANDS; i++)
-    if (commands[i].group && strcmp (commands[i].group, argv[1]) == 0 && strcmp (commands[i].verb, argv[2]) == 0)
-      return run_command (&commands[i], argc - 3, argv + 3);
-
-  fprintf (stderr, "ERROR: '%s' is misspelled or not recognized by the system.\n", argv[2]);
-  fprintf (stderr, "Run 'skiff %s --help' to see the available commands.\n", argv[1]);
+  fprintf (stderr, "ERROR: '%s' is misspelled or not recognized by the system.\n", argv[best_words + 1]);
+  fprintf (stderr, "Run 'skiff %s --help' to see the available commands.\n", prefix);
   return CLI_EXIT_USAGE;
 }

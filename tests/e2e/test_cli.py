@@ -4,19 +4,31 @@ These tests do NOT exercise skiffd. They start a tiny fake ARM server (http.serv
 random port) that records what the CLI sends and answers with canned ARM-shaped bodies, so that
 the CLI's own behaviour can be checked in isolation: argument parsing, request bodies, YAML to
 JSON conversion, exit status 3 on 404, error printing, nextLink paging, table/yaml/tsv output,
-create progress and logs --follow. End-to-end tests against the real daemon live elsewhere.
+create progress and logs --follow, `sp` and `role assignment`, and `container exec|attach` with a
+fake WebSocket endpoint (handshake, password frame, stdin forwarding, close codes, size cap, raw
+tty mode). The fake also serves over a unix socket and over HTTPS with its own CA, for the
+transport choice. End-to-end tests against the real daemon live elsewhere.
 
 Run: /usr/bin/python3 -m pytest tests/e2e/test_cli.py
 The binary is $SKIFF_CLI, else build/skiff (run `make build/skiff` first).
 """
 
+import base64
+import hashlib
 import json
 import os
 import re
+import signal
+import socket
+import socketserver
+import ssl
+import stat
+import struct
 import subprocess
 import threading
 import time
 import urllib.parse
+import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
@@ -27,7 +39,7 @@ except ImportError:  # pragma: no cover
     yaml = None
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-SKIFF = os.environ.get("SKIFF_CLI", os.path.join(ROOT, "build", "skiff"))
+SKIFF = os.path.abspath(os.environ.get("SKIFF_CLI", os.path.join(ROOT, "build", "skiff")))
 DATA = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data")
 TOKEN = "test-token-123"
 SUB = "00000000-0000-0000-0000-000000000001"
@@ -37,11 +49,58 @@ if not os.access(SKIFF, os.X_OK):
 
 CG_RE = re.compile(
     r"^/subscriptions/([^/]+)/resourceGroups/([^/]+)/providers/Microsoft\.ContainerInstance/containerGroups"
-    r"(?:/([^/]+)(?:/(start|stop|restart)|/containers/([^/]+)/logs)?)?$",
+    r"(?:/([^/]+)(?:/(start|stop|restart)|/containers/([^/]+)/(?:logs|exec|attach))?)?$",
     re.I,
 )
 RG_RE = re.compile(r"^/subscriptions/([^/]+)/resourcegroups(?:/([^/]+))?$", re.I)
 OP_RE = re.compile(r"^/subscriptions/[^/]+/providers/Microsoft\.ContainerInstance/locations/[^/]+/operations/(\w+)$")
+SESSION_RE = re.compile(r"/containerGroups/([^/]+)/containers/([^/]+)/(exec|attach)$")
+RA_RE = re.compile(
+    r"^(/subscriptions/[^/]+(?:/resourceGroups/[^/]+(?:/providers/Microsoft\.ContainerInstance/containerGroups/[^/]+)?)?)"
+    r"/providers/Microsoft\.Authorization/roleAssignments(?:/([^/]+))?$",
+    re.I,
+)
+ROLES = {"8e3af657-a8ff-443c-a75c-2fe8c4bcb635": "Owner", "b24988ac-6180-42a0-ab88-20f7382dd24c": "Contributor",
+         "acdd72a7-3385-48ef-bd42-f606fba81ae7": "Reader"}
+WS_GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
+
+
+class _UnixHTTPServer(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
+    daemon_threads = True
+
+
+def ws_read_frame(f):
+    """One WebSocket frame from a file: (fin, opcode, payload, masked) or None at EOF."""
+    h = f.read(2)
+    if len(h) < 2:
+        return None
+    n = h[1] & 0x7F
+    if n == 126:
+        n = struct.unpack(">H", f.read(2))[0]
+    elif n == 127:
+        n = struct.unpack(">Q", f.read(8))[0]
+    mask = f.read(4) if h[1] & 0x80 else None
+    data = f.read(n)
+    if mask:
+        data = bytes(b ^ mask[i % 4] for i, b in enumerate(data))
+    return bool(h[0] & 0x80), h[0] & 0x0F, data, mask is not None
+
+
+def ws_frame(opcode, data, fin=True):
+    """An unmasked (server) frame."""
+    n = len(data)
+    head = bytes([(0x80 if fin else 0) | opcode])
+    if n < 126:
+        head += bytes([n])
+    elif n < 65536:
+        head += bytes([126]) + struct.pack(">H", n)
+    else:
+        head += bytes([127]) + struct.pack(">Q", n)
+    return head + data
+
+
+def ws_close(code, reason=b""):
+    return ws_frame(8, struct.pack(">H", code) + reason)
 
 
 class FakeArm:
@@ -49,7 +108,7 @@ class FakeArm:
     whose creation goes through Pending with a Pulling event whose message changes, logs,
     paging, async operations, and a failing image ("fail/..." images)."""
 
-    def __init__(self):
+    def __init__(self, unix_path=None, ssl_ctx=None):
         self.requests = []
         self.lock = threading.Lock()
         self.rgs = {"rg1": {"location": "local"}}
@@ -60,9 +119,25 @@ class FakeArm:
         self.ops = {}
         self.pending_polls = 3  # GETs before the group is Running
         self.fail_next_put = None  # (status, code, message)
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
-        self.port = self.server.server_address[1]
-        self.url = "http://127.0.0.1:%d" % self.port
+        self.sps = {}  # appId -> service principal
+        self.fail_next_sp = None  # (status, code, message)
+        self.assignments = {}  # id -> role assignment
+        self.sessions = {}  # session id -> {"kind", "command", "password", ...}
+        self.ws = []  # one record per WebSocket session: headers, frames received, ...
+        self.bad_accept = False  # answer the WebSocket handshake with a wrong Sec-WebSocket-Accept
+        if unix_path:
+            self.server = _UnixHTTPServer(unix_path, self._handler())
+            self.port = None
+            self.url = "http://localhost"
+            self.ws_base = "ws://localhost"
+        else:
+            self.server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
+            self.port = self.server.server_address[1]
+            scheme = "https" if ssl_ctx else "http"
+            self.url = "%s://127.0.0.1:%d" % (scheme, self.port)
+            self.ws_base = "%s://127.0.0.1:%d" % ("wss" if ssl_ctx else "ws", self.port)
+            if ssl_ctx:
+                self.server.socket = ssl_ctx.wrap_socket(self.server.socket, server_side=True)
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
         self.thread.start()
 
@@ -129,6 +204,10 @@ class FakeArm:
                 self.wfile.write(data)
 
             def _do(self):
+                if self.path.startswith("/skiff/sessions/") and self.command == "GET":
+                    fake.websocket(self)
+                    self.close_connection = True
+                    return
                 n = int(self.headers.get("Content-Length") or 0)
                 raw = self.rfile.read(n) if n else b""
                 u = urllib.parse.urlsplit(self.path)
@@ -170,6 +249,11 @@ class FakeArm:
         m, p, q = r["method"], r["path"], r["query"]
         if "api-version" not in q:
             return self.err(400, "MissingApiVersionParameter", "no api-version")
+        if p.startswith("/skiff/servicePrincipals"):
+            return self.route_sp(r)
+        mo = RA_RE.match(p)
+        if mo:
+            return self.route_ra(r, mo.group(1), mo.group(2))
         if p == "/subscriptions" and m == "GET":
             return 200, {"value": [{"subscriptionId": SUB, "displayName": "skiff"}]}, None
         mo = OP_RE.match(p)
@@ -223,6 +307,17 @@ class FakeArm:
             )
         if action:
             return 204, None, None
+        mo = SESSION_RE.search(p)
+        if mo and m == "POST":
+            cname, kind = mo.group(2), mo.group(3)
+            if cname not in [c["name"] for c in cg["properties"]["containers"]]:
+                return self.err(404, "ContainerNotFound", "The container '%s' was not found in container group '%s'."
+                                % (cname, name))
+            sid = uuid.uuid4().hex
+            password = "pw-" + uuid.uuid4().hex
+            cmd = (r["body"] or {}).get("command") if kind == "exec" else None
+            self.sessions[sid] = {"kind": kind, "command": cmd, "password": password}
+            return 200, {"webSocketUri": "%s/skiff/sessions/%s" % (self.ws_base, sid), "password": password}, None
         if container:
             lines = self.logs.get((rg, name, container), [])
             tail = q.get("tail")
@@ -238,6 +333,177 @@ class FakeArm:
             self.advance(key)
             return 200, cg, None
         return self.err(405, "MethodNotAllowed", m)
+
+    # -- service principals and role assignments
+    def route_sp(self, r):
+        m, p = r["method"], r["path"]
+        if self.fail_next_sp:
+            status, code, msg = self.fail_next_sp
+            self.fail_next_sp = None
+            return self.err(status, code, msg)
+        if p == "/skiff/servicePrincipals":
+            if m == "POST":
+                b = r["body"] or {}
+                app = str(uuid.uuid4())
+                sp = {"appId": app, "objectId": str(uuid.uuid4()), "displayName": b.get("displayName"),
+                      "hasCertificate": "certificate" in b, "createdTime": "2024-01-01T00:00:00Z"}
+                self.sps[app] = sp
+                out = {k: sp[k] for k in ("appId", "objectId", "displayName")}
+                out.update(tenant="11111111-1111-1111-1111-111111111111", password="secret-" + app[:8])
+                return 201, out, None
+            if m == "GET":
+                return 200, {"value": list(self.sps.values())}, None
+        app = p.rsplit("/", 1)[1]
+        sp = self.sps.get(app)
+        if sp is None:
+            return self.err(404, "NotFound", "Service principal '%s' does not exist." % app)
+        if m == "GET":
+            return 200, sp, None
+        if m == "DELETE":
+            del self.sps[app]
+            return 204, None, None
+        return self.err(405, "MethodNotAllowed", m)
+
+    def route_ra(self, r, scope, name):
+        m, q = r["method"], r["query"]
+        if q.get("api-version") != "2022-04-01":
+            return self.err(400, "InvalidApiVersionParameter", "api-version")
+        if name is None and m == "GET":
+            items = [a for a in self.assignments.values()
+                     if a["properties"]["scope"].lower().startswith(scope.lower())]
+            f = q.get("$filter")
+            if f:
+                mo = re.match(r"^principalId eq '([^']+)'$", f)
+                if not mo:
+                    return self.err(400, "InvalidFilter", f)
+                items = [a for a in items if a["properties"]["principalId"] == mo.group(1)]
+            return 200, {"value": items}, None
+        rid = "%s/providers/Microsoft.Authorization/roleAssignments/%s" % (scope, name)
+        if m == "PUT":
+            props = (r["body"] or {}).get("properties") or {}
+            pid = props.get("principalId")
+            if pid == "forbidden":
+                return self.err(403, "AuthorizationFailed", "The client 'x' with object id 'y' does not have "
+                                "authorization to perform action 'Microsoft.Authorization/roleAssignments/write' "
+                                "over scope '%s' or the scope is invalid." % scope)
+            for sp in self.sps.values():
+                if sp["appId"] == pid:
+                    pid = sp["objectId"]
+            guid = props.get("roleDefinitionId", "").rsplit("/", 1)[-1]
+            if guid not in ROLES:
+                return self.err(400, "RoleDefinitionDoesNotExist", "no role %s" % guid)
+            a = {"id": rid, "name": name, "type": "Microsoft.Authorization/roleAssignments",
+                 "properties": {"roleDefinitionId": props["roleDefinitionId"], "roleDefinitionName": ROLES[guid],
+                                "principalId": pid, "principalType": "ServicePrincipal", "scope": scope}}
+            self.assignments[rid] = a
+            return 201, a, None
+        a = self.assignments.get(rid)
+        if a is None:
+            return (204, None, None) if m == "DELETE" else self.err(404, "RoleAssignmentNotFound", "not found")
+        if m == "GET":
+            return 200, a, None
+        if m == "DELETE":
+            del self.assignments[rid]
+            return 200, a, None
+        return self.err(405, "MethodNotAllowed", m)
+
+    # -- WebSocket sessions
+    def websocket(self, h):
+        """Serves GET /skiff/sessions/{id}: checks the handshake, then plays the session's command."""
+        sid = h.path.rsplit("/", 1)[1]
+        rec = {"headers": dict(h.headers), "path": h.path, "frames": [], "client_closed": False}
+        with self.lock:
+            self.ws.append(rec)
+            sess = self.sessions.pop(sid, None)
+        if sess is None or h.headers.get("Upgrade", "").lower() != "websocket":
+            h._send(404, {"error": {"code": "SessionNotFound", "message": "no session %s" % sid}})
+            return
+        key = h.headers.get("Sec-WebSocket-Key", "")
+        accept = base64.b64encode(hashlib.sha1((key + WS_GUID).encode()).digest()).decode()
+        if self.bad_accept:
+            accept = base64.b64encode(b"x" * 20).decode()
+        h.send_response(101)
+        h.send_header("Upgrade", "websocket")
+        h.send_header("Connection", "Upgrade")
+        h.send_header("Sec-WebSocket-Accept", accept)
+        h.end_headers()
+        h.wfile.flush()
+        rf, wf = h.rfile, h.wfile
+        first = ws_read_frame(rf)
+        rec["first"] = first
+        if first is None or first[1] != 1 or first[2].decode() != sess["password"] or not first[3]:
+            wf.write(ws_close(1008, b"wrong password"))
+            return
+        cmd = sess["command"]
+        if sess["kind"] == "attach":
+            h.connection.settimeout(0.5)
+            for i in range(3):
+                wf.write(ws_frame(2, b"line%d\n" % i))
+            try:  # attach must not forward stdin: anything that arrives is recorded
+                while True:
+                    fr = ws_read_frame(rf)
+                    if fr is None:
+                        break
+                    rec["frames"].append(fr)
+            except (socket.timeout, OSError):
+                pass
+            wf.write(ws_close(1000))
+            return
+        if cmd.startswith("echo "):
+            wf.write(ws_frame(2, cmd[5:].encode() + b"\r\n"))
+            wf.write(ws_close(1000))
+            ws_read_frame(rf)  # the client's close reply
+            return
+        if cmd == "cat":
+            # echo what arrives; stdin EOF is not signalled, so end after a quiet half second
+            h.connection.settimeout(0.5)
+            try:
+                while True:
+                    fr = ws_read_frame(rf)
+                    if fr is None:
+                        break
+                    rec["frames"].append(fr)
+                    if fr[1] == 8:
+                        rec["client_closed"] = True
+                        break
+                    wf.write(ws_frame(2, fr[2]))
+            except (socket.timeout, OSError):
+                pass
+            wf.write(ws_frame(1, b"done\n"))
+            wf.write(ws_close(1000))
+            return
+        if cmd == "fragments":
+            wf.write(ws_frame(1, b"hel", fin=False))
+            wf.write(ws_frame(9, b"ping"))
+            wf.write(ws_frame(0, b"lo\n", fin=True))
+            h.connection.settimeout(2)
+            try:
+                while True:
+                    fr = ws_read_frame(rf)
+                    if fr is None:
+                        break
+                    rec["frames"].append(fr)
+                    if fr[1] == 10:  # the pong: now close
+                        wf.write(ws_close(1000))
+                    if fr[1] == 8:
+                        break
+            except (socket.timeout, OSError):
+                pass
+            return
+        if cmd == "big":
+            h.connection.settimeout(5)
+            try:  # the client stops reading after the frame's header and closes
+                wf.write(ws_frame(2, b"x" * (1024 * 1024 + 1)))
+            except (socket.timeout, OSError):
+                pass
+            return
+        if cmd == "fail":
+            wf.write(ws_frame(2, b"partial\n"))
+            wf.write(ws_close(1011, b"the command could not start"))
+            return
+        if cmd == "drop":
+            wf.write(ws_frame(2, b"bye\n"))
+            return  # no close frame: the connection just ends
 
     def listed(self, cg):
         """List answers leave out instanceView, as real Azure does."""
@@ -322,14 +588,18 @@ def fake():
     f.stop()
 
 
-def run(fake, *args, env=None, input=None, timeout=30):
+def run(fake, *args, env=None, input=None, timeout=30, cwd=None):
+    """Runs the CLI against `fake` (None: no SKIFF_ENDPOINT/SKIFF_TOKEN, env says where to go).
+    stdin is `input` through a pipe, else /dev/null."""
     e = {k: v for k, v in os.environ.items() if not k.startswith("SKIFF_")}
-    e["SKIFF_ENDPOINT"] = fake.url
-    e["SKIFF_TOKEN"] = TOKEN
+    if fake is not None:
+        e["SKIFF_ENDPOINT"] = fake.url
+        e["SKIFF_TOKEN"] = TOKEN
     e["SKIFF_DATA"] = "/nonexistent"
     if env:
         e.update(env)
-    return subprocess.run([SKIFF] + list(args), capture_output=True, text=True, env=e, input=input, timeout=timeout)
+    kw = {"input": input} if input is not None else {"stdin": subprocess.DEVNULL}
+    return subprocess.run([SKIFF] + list(args), capture_output=True, text=True, env=e, timeout=timeout, cwd=cwd, **kw)
 
 
 def body_of(fake, method, contains):
@@ -769,3 +1039,410 @@ def test_groups(fake):
     assert "newrg" not in fake.rgs
     r = run(fake, "group", "show", "-n", "newrg")
     assert r.returncode == 3 and "(ResourceGroupNotFound)" in r.stderr
+
+
+# ---------------------------------------------------------------- service principals
+
+
+def test_sp_create_list_show_delete(fake):
+    r = run(fake, "sp", "create", "--name", "app1")
+    assert r.returncode == 0, r.stderr
+    out = json.loads(r.stdout)
+    assert set(out) == {"appId", "objectId", "displayName", "tenant", "password"}
+    assert out["displayName"] == "app1" and out["password"].startswith("secret-")
+    req = body_of(fake, "POST", "/skiff/servicePrincipals")
+    assert req["body"] == {"displayName": "app1"} and req["query"]["api-version"] == "1"
+    app = out["appId"]
+    r = run(fake, "sp", "create", "-n", "app2", "-o", "table")
+    assert r.returncode == 0 and r.stdout.split("\n")[0].split() == ["AppId", "DisplayName", "Password", "Tenant"]
+    r = run(fake, "sp", "list")
+    assert r.returncode == 0 and sorted(x["displayName"] for x in json.loads(r.stdout)) == ["app1", "app2"]
+    r = run(fake, "sp", "list", "-o", "table")
+    lines = r.stdout.splitlines()
+    assert lines[0].split() == ["DisplayName", "AppId", "ObjectId", "HasCertificate", "CreatedTime"]
+    assert len(lines) == 4 and "False" in lines[2]
+    r = run(fake, "sp", "show", "--id", app)
+    assert r.returncode == 0 and json.loads(r.stdout)["appId"] == app
+    r = run(fake, "sp", "delete", "--id", app)
+    assert r.returncode == 0 and r.stdout == ""
+    assert body_of(fake, "DELETE", "/skiff/servicePrincipals/")["path"] == "/skiff/servicePrincipals/" + app
+    r = run(fake, "sp", "show", "--id", app)
+    assert r.returncode == 3 and "(NotFound)" in r.stderr
+    r = run(fake, "sp", "delete", "--id", app)
+    assert r.returncode == 3
+    fake.fail_next_sp = (403, "AuthorizationFailed", "The client 'x' does not have authorization")
+    r = run(fake, "sp", "create", "--name", "nope")
+    assert r.returncode == 1 and "(AuthorizationFailed) The client 'x'" in r.stderr and r.stdout == ""
+
+
+def test_sp_create_cert(fake, tmp_path):
+    r = run(fake, "sp", "create", "--name", "cert app", "--create-cert", cwd=str(tmp_path))
+    assert r.returncode == 0, r.stderr
+    out = json.loads(r.stdout)
+    path = out["fileWithCertAndPrivateKey"]
+    assert os.path.dirname(path) == str(tmp_path) and os.path.basename(path).startswith("cert_app-")
+    assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
+    text = open(path).read()
+    assert "PRIVATE KEY-----" in text and "-----BEGIN CERTIFICATE-----" in text
+    sent = body_of(fake, "POST", "/skiff/servicePrincipals")["body"]
+    assert sent["displayName"] == "cert app"
+    assert sent["certificate"].strip() in text and "PRIVATE" not in sent["certificate"]
+    # --cert-file sends only the certificate of a key+cert file
+    r = run(fake, "sp", "create", "--name", "fromfile", "--cert-file", path)
+    assert r.returncode == 0, r.stderr
+    sent2 = body_of(fake, "POST", "/skiff/servicePrincipals")["body"]
+    assert sent2["certificate"].strip() == sent["certificate"].strip()
+    assert "fileWithCertAndPrivateKey" not in json.loads(r.stdout)
+    # --cert-out: never overwrites; a refused create removes the new file
+    dest = tmp_path / "mine.pem"
+    r = run(fake, "sp", "create", "--name", "x", "--create-cert", "--cert-out", str(dest), "--years", "2")
+    assert r.returncode == 0 and json.loads(r.stdout)["fileWithCertAndPrivateKey"] == str(dest)
+    n = len(fake.reqs("POST"))
+    r = run(fake, "sp", "create", "--name", "x", "--create-cert", "--cert-out", str(dest))
+    assert r.returncode == 1 and "exists" in r.stderr and len(fake.reqs("POST")) == n
+    fake.fail_next_sp = (400, "BadRequest", "no")
+    r = run(fake, "sp", "create", "--name", "x", "--create-cert", "--cert-out", str(tmp_path / "gone.pem"))
+    assert r.returncode == 1 and not (tmp_path / "gone.pem").exists()
+
+
+def test_sp_usage_errors(fake, tmp_path):
+    nocert = tmp_path / "nocert.pem"
+    nocert.write_text("just text\n")
+    for args in (["sp", "create"], ["sp", "create", "-n", "a", "--create-cert", "--cert-file", str(nocert)],
+                 ["sp", "create", "-n", "a", "--cert-out", "x.pem"], ["sp", "create", "-n", "a", "--create-cert",
+                                                                      "--years", "0"],
+                 ["sp", "create", "-n", "a", "--cert-file", str(nocert)], ["sp", "show"], ["sp", "delete"],
+                 ["sp", "frob"]):
+        r = run(fake, *args, cwd=str(tmp_path))
+        assert r.returncode == 2, (args, r.stderr)
+    r = run(fake, "sp", "create", "-n", "a", "--cert-file", str(tmp_path / "missing.pem"))
+    assert r.returncode == 1 and "missing.pem" in r.stderr
+    assert fake.requests == [] and os.listdir(tmp_path) == ["nocert.pem"]
+    r = run(fake, "sp", "--help")
+    assert r.returncode == 0 and "create" in r.stdout and "delete" in r.stdout
+
+
+# ---------------------------------------------------------------- role assignments
+
+READER = "acdd72a7-3385-48ef-bd42-f606fba81ae7"
+OWNER = "8e3af657-a8ff-443c-a75c-2fe8c4bcb635"
+
+
+def test_role_assignment_create_scopes(fake):
+    sp = json.loads(run(fake, "sp", "create", "-n", "ra").stdout)
+    r = run(fake, "role", "assignment", "create", "--assignee", sp["appId"], "--role", "reader")
+    assert r.returncode == 0, r.stderr
+    put = body_of(fake, "PUT", "/roleAssignments/")
+    mo = re.match(r"^/subscriptions/%s/providers/Microsoft\.Authorization/roleAssignments/([0-9a-f-]{36})$" % SUB,
+                  put["path"])
+    assert mo, put["path"]
+    assert put["query"]["api-version"] == "2022-04-01"
+    assert put["body"] == {"properties": {
+        "roleDefinitionId": "/subscriptions/%s/providers/Microsoft.Authorization/roleDefinitions/%s" % (SUB, READER),
+        "principalId": sp["appId"]}}
+    out = json.loads(r.stdout)
+    assert out["properties"]["principalId"] == sp["objectId"] and out["name"] == mo.group(1)
+    r = run(fake, "role", "assignment", "create", "--assignee", sp["objectId"], "--role", "Owner", "-g", "rg1")
+    assert r.returncode == 0
+    put = body_of(fake, "PUT", "/roleAssignments/")
+    assert put["path"].startswith("/subscriptions/%s/resourceGroups/rg1/providers/Microsoft.Authorization/" % SUB)
+    assert put["body"]["properties"]["roleDefinitionId"].endswith(OWNER)
+    r = run(fake, "role", "assignment", "create", "--assignee", "a", "--role", "Contributor", "-g", "rg1", "-n", "g1",
+            "-o", "table")
+    assert r.returncode == 0
+    assert body_of(fake, "PUT", "/roleAssignments/")["path"].startswith(
+        "/subscriptions/%s/resourceGroups/rg1/providers/Microsoft.ContainerInstance/containerGroups/g1/"
+        "providers/Microsoft.Authorization/roleAssignments/" % SUB)
+    lines = r.stdout.splitlines()
+    assert lines[0].split() == ["Principal", "Role", "Scope"]
+    assert lines[2].split()[:2] == ["a", "Contributor"] and lines[2].endswith("/containerGroups/g1")
+    scope = "/subscriptions/%s/resourceGroups/rg1" % SUB
+    r = run(fake, "role", "assignment", "create", "--assignee", "b", "--role", READER, "--scope", scope + "/")
+    assert r.returncode == 0
+    assert body_of(fake, "PUT", "/roleAssignments/")["path"].startswith(scope + "/providers/")
+
+
+def test_role_assignment_list_and_delete(fake):
+    sp = json.loads(run(fake, "sp", "create", "-n", "ra").stdout)
+    for role, extra in (("Reader", []), ("Owner", ["-g", "rg1"]), ("Reader", ["-g", "rg1"])):
+        assert run(fake, "role", "assignment", "create", "--assignee", sp["appId"], "--role", role, *extra).returncode == 0
+    assert run(fake, "role", "assignment", "create", "--assignee", "other", "--role", "Reader", "-g", "rg1").returncode == 0
+    r = run(fake, "role", "assignment", "list", "--assignee", sp["appId"])
+    assert r.returncode == 0, r.stderr
+    got = json.loads(r.stdout)
+    assert len(got) == 3 and all(a["properties"]["principalId"] == sp["objectId"] for a in got)
+    lst = [x for x in fake.reqs("GET", "/roleAssignments") if x["query"].get("$filter")][-1]
+    assert lst["query"]["$filter"] == "principalId eq '%s'" % sp["objectId"]  # the appId was resolved
+    assert lst["path"] == "/subscriptions/%s/providers/Microsoft.Authorization/roleAssignments" % SUB
+    r = run(fake, "role", "assignment", "list", "-g", "rg1", "-o", "table")
+    assert r.returncode == 0 and len(r.stdout.splitlines()) == 5
+    r = run(fake, "role", "assignment", "list", "-g", "rg1", "--role", "reader")
+    assert sorted(a["properties"]["principalId"] for a in json.loads(r.stdout)) == sorted([sp["objectId"], "other"])
+    # delete by assignee and role: only the one at the exact scope
+    r = run(fake, "role", "assignment", "delete", "--assignee", sp["appId"], "--role", "Reader", "-g", "rg1")
+    assert r.returncode == 0, r.stderr
+    left = [(a["properties"]["principalId"], a["properties"]["roleDefinitionName"], a["properties"]["scope"])
+            for a in fake.assignments.values()]
+    assert (sp["objectId"], "Reader", "/subscriptions/%s" % SUB) in left
+    assert (sp["objectId"], "Reader", "/subscriptions/%s/resourceGroups/rg1" % SUB) not in left
+    assert len(left) == 3
+    r = run(fake, "role", "assignment", "delete", "--assignee", sp["appId"], "--role", "Reader", "-g", "rg1")
+    assert r.returncode == 1 and "No matched assignments" in r.stderr
+    ids = [a["id"] for a in fake.assignments.values() if a["properties"]["principalId"] == sp["objectId"]]
+    r = run(fake, "role", "assignment", "delete", "--ids", *ids)
+    assert r.returncode == 0, r.stderr
+    assert {x["path"] for x in fake.reqs("DELETE", "/roleAssignments/")} >= set(ids)
+    assert [a["properties"]["principalId"] for a in fake.assignments.values()] == ["other"]
+
+
+def test_role_assignment_errors(fake):
+    for args in (["create", "--role", "Reader"], ["create", "--assignee", "a"],
+                 ["create", "--assignee", "a", "--role", "Janitor"],
+                 ["create", "--assignee", "a", "--role", "Reader", "--scope", "/subscriptions/x", "-g", "rg1"],
+                 ["create", "--assignee", "a", "--role", "Reader", "-n", "g1"],
+                 ["create", "--assignee", "a", "--role", "Reader", "--scope", "subscriptions/x"],
+                 ["delete"], ["delete", "--ids", "/x", "--assignee", "a"], ["list", "--bogus"]):
+        r = run(fake, "role", "assignment", *args)
+        assert r.returncode == 2, (args, r.stderr)
+    assert fake.requests == []
+    r = run(fake, "role", "assignment", "create", "--assignee", "forbidden", "--role", "Reader")
+    assert r.returncode == 1 and "(AuthorizationFailed) The client 'x' with object id 'y'" in r.stderr
+    r = run(fake, "role", "assignment", "delete", "--ids",
+            "/subscriptions/%s/providers/Microsoft.Authorization/roleAssignments/nothere" % SUB)
+    assert r.returncode == 0  # ARM answers 204 for a missing assignment
+
+
+# ---------------------------------------------------------------- exec and attach
+
+
+def ws_frames(fake, n):
+    """The frames the last session received, once there are n: the fake may read the client's last
+    frame (its close reply) after the client has exited."""
+    deadline = time.time() + 5
+    while len(fake.ws[-1]["frames"]) < n and time.time() < deadline:
+        time.sleep(0.05)
+    return fake.ws[-1]["frames"]
+
+
+def test_exec_request_and_output(fake):
+    fake.add_group("rg1", "g1")
+    r = run(fake, "container", "exec", "-g", "rg1", "-n", "g1", "--exec-command", "echo hello there")
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.splitlines() == ["hello there"]
+    post = body_of(fake, "POST", "/exec")
+    assert post["path"].endswith("/containerGroups/g1/containers/g1/exec")
+    assert post["query"]["api-version"] == "2023-05-01"
+    assert post["body"] == {"command": "echo hello there", "terminalSize": {"rows": 24, "cols": 80}}
+    ws = fake.ws[-1]
+    assert ws["headers"]["Sec-WebSocket-Version"] == "13" and ws["headers"]["Host"] == "127.0.0.1:%d" % fake.port
+    assert len(base64.b64decode(ws["headers"]["Sec-WebSocket-Key"])) == 16
+    assert ws["first"][1] == 1 and ws["first"][3]  # the password went first, as a masked TEXT frame
+    assert "Authorization" not in ws["headers"]  # the session password is the only credential sent
+    r = run(fake, "container", "exec", "-g", "rg1", "-n", "g1", "--container-name", "g1", "--exec-command", "fragments")
+    assert r.returncode == 0, r.stderr
+    assert r.stdout == "hello\n"
+    ops = [f[1] for f in ws_frames(fake, 2)]
+    assert ops == [10, 8], ops  # a pong for the ping, then the close reply
+
+
+def test_exec_forwards_stdin_and_waits_for_close(fake):
+    fake.add_group("rg1", "g1")
+    r = run(fake, "container", "exec", "-g", "rg1", "-n", "g1", "--exec-command", "cat", input="abc\n")
+    assert r.returncode == 0, r.stderr
+    assert r.stdout == "abc\ndone\n"  # output after stdin's EOF still arrived
+    ws = fake.ws[-1]
+    assert [(f[1], f[2], f[3]) for f in ws["frames"]] == [(2, b"abc\n", True)]
+    assert not ws["client_closed"]
+    big = "".join("line %05d\n" % i for i in range(20000))  # 200 kB: several frames
+    r = run(fake, "container", "exec", "-g", "rg1", "-n", "g1", "--exec-command", "cat", input=big, timeout=60)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout == big + "done\n"
+    assert all(len(f[2]) <= 65536 for f in fake.ws[-1]["frames"])
+
+
+def test_exec_errors(fake):
+    fake.add_group("rg1", "g1")
+    base = ["container", "exec", "-g", "rg1", "-n", "g1", "--exec-command"]
+    r = run(fake, "container", "exec", "-g", "rg1", "-n", "g1")
+    assert r.returncode == 2 and "--exec-command" in r.stderr
+    r = run(fake, "container", "exec", "-g", "rg1", "-n", "nope", "--exec-command", "ls")
+    assert r.returncode == 3 and "(ResourceNotFound)" in r.stderr
+    r = run(fake, "container", "exec", "-g", "rg1", "-n", "g1", "--container-name", "c9", "--exec-command", "ls")
+    assert r.returncode == 3 and "(ContainerNotFound) The container 'c9'" in r.stderr
+    r = run(fake, *base, "fail")
+    assert r.returncode == 1 and "close code 1011: the command could not start" in r.stderr
+    assert r.stdout == "partial\n"
+    r = run(fake, *base, "big")
+    assert r.returncode == 1 and "larger than" in r.stderr
+    r = run(fake, *base, "drop")
+    assert r.returncode == 0 and r.stdout == "bye\n"  # the server ended the stream
+    fake.bad_accept = True
+    r = run(fake, *base, "echo x")
+    assert r.returncode == 1 and "Sec-WebSocket-Accept" in r.stderr and r.stdout == ""
+
+
+def test_attach_ignores_stdin(fake):
+    fake.add_group("rg1", "g1")
+    r = run(fake, "container", "attach", "-g", "rg1", "-n", "g1", input="typed\n")
+    assert r.returncode == 0, r.stderr
+    assert r.stdout == "line0\nline1\nline2\n"
+    post = body_of(fake, "POST", "/attach")
+    assert post["path"].endswith("/containers/g1/attach") and post["body"] is None
+    assert fake.ws[-1]["frames"] == []  # nothing but the password was sent
+
+
+# ---------------------------------------------------------------- transport
+
+
+def test_transport_unix_socket(tmp_path):
+    sock = str(tmp_path / "api.sock")
+    f = FakeArm(unix_path=sock)
+    try:
+        (tmp_path / "admin.token").write_text(TOKEN + "\n")
+        (tmp_path / "endpoint").write_text("http://127.0.0.1:9\n")  # the socket wins
+        f.add_group("rg1", "g1")
+        env = {"SKIFF_DATA": str(tmp_path)}
+        r = run(None, "container", "show", "-g", "rg1", "-n", "g1", env=env)
+        assert r.returncode == 0, r.stderr
+        assert json.loads(r.stdout)["name"] == "g1"
+        assert f.reqs("GET", "/subscriptions")[0]["headers"]["Authorization"] == "Bearer " + TOKEN
+        r = run(None, "container", "exec", "-g", "rg1", "-n", "g1", "--exec-command", "cat", input="via socket\n",
+                env=env)
+        assert r.returncode == 0, r.stderr
+        assert r.stdout == "via socket\ndone\n"
+        assert f.ws[-1]["headers"]["Host"] == "localhost"
+        # SKIFF_ENDPOINT still wins over the socket
+        r = run(None, "group", "list", env=dict(env, SKIFF_ENDPOINT="http://127.0.0.1:9", SKIFF_TOKEN=TOKEN))
+        assert r.returncode == 1 and "127.0.0.1:9" in r.stderr
+    finally:
+        f.stop()
+
+
+def _make_pki(d):
+    def sh(*a):
+        subprocess.run(a, check=True, capture_output=True, cwd=d)
+
+    sh("openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key", "-out", "ca.pem", "-days", "2",
+       "-subj", "/CN=skiff test CA", "-addext", "basicConstraints=critical,CA:TRUE",
+       "-addext", "keyUsage=critical,keyCertSign,cRLSign")
+    sh("openssl", "req", "-newkey", "rsa:2048", "-nodes", "-keyout", "server.key", "-out", "server.csr",
+       "-subj", "/CN=127.0.0.1")
+    with open(os.path.join(d, "ext.cnf"), "w") as f:
+        f.write("subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\n")
+    sh("openssl", "x509", "-req", "-in", "server.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial",
+       "-out", "server.pem", "-days", "2", "-extfile", "ext.cnf")
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.load_cert_chain(os.path.join(d, "server.pem"), os.path.join(d, "server.key"))
+    return ctx
+
+
+def test_transport_https_endpoint_file(tmp_path):
+    pki = tmp_path / "pki"
+    pki.mkdir()
+    f = FakeArm(ssl_ctx=_make_pki(str(pki)))
+    try:
+        (tmp_path / "admin.token").write_text(TOKEN + "\n")
+        (tmp_path / "endpoint").write_text(f.url + "\n")
+        f.add_group("rg1", "g1")
+        env = {"SKIFF_DATA": str(tmp_path)}
+        r = run(None, "container", "show", "-g", "rg1", "-n", "g1", env=env)
+        assert r.returncode == 0, r.stderr  # pki/ca.pem was trusted without being asked
+        r = run(None, "container", "exec", "-g", "rg1", "-n", "g1", "--exec-command", "cat", input="over tls\n",
+                env=env)
+        assert r.returncode == 0, r.stderr
+        assert r.stdout == "over tls\ndone\n"
+        r = run(None, "container", "attach", "-g", "rg1", "-n", "g1", env=env)
+        assert r.returncode == 0 and r.stdout == "line0\nline1\nline2\n"
+        # SKIFF_ENDPOINT + SKIFF_CA_BUNDLE work the same way
+        r = run(None, "group", "list", env={"SKIFF_ENDPOINT": f.url, "SKIFF_TOKEN": TOKEN,
+                                            "SKIFF_CA_BUNDLE": str(pki / "ca.pem")})
+        assert r.returncode == 0, r.stderr
+        # another CA bundle replaces the local one: the server's certificate is not trusted
+        other = tmp_path / "other"
+        other.mkdir()
+        _make_pki(str(other))
+        r = run(None, "group", "list", env=dict(env, SKIFF_CA_BUNDLE=str(other / "ca.pem")))
+        assert r.returncode == 1 and "certificate" in r.stderr.lower()
+        n = len(f.ws)
+        r = run(None, "container", "exec", "-g", "rg1", "-n", "g1", "--exec-command", "echo x",
+                env={"SKIFF_ENDPOINT": f.url, "SKIFF_TOKEN": TOKEN, "SKIFF_CA_BUNDLE": str(other / "ca.pem"),
+                     "SKIFF_SUBSCRIPTION": SUB, "SKIFF_DATA": str(tmp_path)})
+        assert r.returncode == 1 and "certificate" in r.stderr.lower()
+        assert len(f.ws) == n
+    finally:
+        f.stop()
+
+
+def _pty_exec(fake, cmd):
+    """Starts `skiff container exec` with a pseudo-terminal (30x100) as stdin and stdout."""
+    import fcntl
+    import termios
+
+    master, slave = os.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 30, 100, 0, 0))
+    before = termios.tcgetattr(slave)
+    e = {k: v for k, v in os.environ.items() if not k.startswith("SKIFF_")}
+    e.update(SKIFF_ENDPOINT=fake.url, SKIFF_TOKEN=TOKEN)
+    p = subprocess.Popen([SKIFF, "container", "exec", "-g", "rg1", "-n", "g1", "--exec-command", cmd], stdin=slave,
+                         stdout=slave, stderr=subprocess.PIPE, env=e)
+    return p, master, slave, before
+
+
+def _pty_read_until(master, text, timeout=10):
+    import select as sel
+
+    out = b""
+    deadline = time.time() + timeout
+    while text not in out and time.time() < deadline:
+        r, _, _ = sel.select([master], [], [], 0.1)
+        if r:
+            out += os.read(master, 4096)
+    assert text in out, out
+    return out
+
+
+def test_exec_tty_raw_mode_restored(fake):
+    import termios
+
+    fake.add_group("rg1", "g1")
+    p, master, slave, before = _pty_exec(fake, "cat")
+    try:
+        # raw mode: a keystroke goes out at once (no line buffering, no local echo), ^C included
+        deadline = time.time() + 5
+        while termios.tcgetattr(slave)[3] & termios.ICANON and time.time() < deadline:
+            time.sleep(0.02)
+        assert not termios.tcgetattr(slave)[3] & termios.ICANON
+        os.write(master, b"k\x03")
+        out = _pty_read_until(master, b"done")
+        assert out.startswith(b"k\x03") and b"kk" not in out  # the fake's echo only
+        assert p.wait(10) == 0, p.stderr.read()
+        assert termios.tcgetattr(slave) == before
+        assert body_of(fake, "POST", "/exec")["body"]["terminalSize"] == {"rows": 30, "cols": 100}
+        assert [f[2] for f in fake.ws[-1]["frames"]] in ([b"k\x03"], [b"k", b"\x03"])
+    finally:
+        p.kill()
+        p.wait()
+        os.close(master)
+        os.close(slave)
+
+
+def test_exec_tty_restored_on_signal(fake):
+    import termios
+
+    fake.add_group("rg1", "g1")
+    p, master, slave, before = _pty_exec(fake, "cat")
+    try:
+        deadline = time.time() + 5
+        while (not fake.ws or "first" not in fake.ws[-1]) and time.time() < deadline:
+            time.sleep(0.02)
+        os.write(master, b"z")
+        _pty_read_until(master, b"z")
+        assert termios.tcgetattr(slave) != before
+        p.send_signal(signal.SIGTERM)
+        assert p.wait(10) == -signal.SIGTERM
+        assert termios.tcgetattr(slave) == before
+    finally:
+        p.kill()
+        p.wait()
+        os.close(master)
+        os.close(slave)
