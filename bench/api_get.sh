@@ -2,8 +2,8 @@
 # GET throughput: one container group's GET on skiffd vs podman's
 # GET /v4.0.0/libpod/containers/json?all=true (one container) on `podman system service`,
 # wrk -t2 -c32 (keep-alive) for DURATION. wrk cannot dial a unix socket, so podman is measured
-# through socat (TCP -> unix socket); skiff is measured both directly and through the same kind
-# of socat hop (TCP -> TCP), so that the socat ratio is like for like.
+# through socat (TCP -> unix socket); skiff is measured directly over HTTPS and through the same
+# kind of socat hop to its own plain-HTTP unix socket, so that the socat ratio is like for like.
 #   DURATION (default 10s), CONNS (default 32), THREADS (default 2)
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
@@ -63,11 +63,11 @@ auth=(-H "Authorization: Bearer $SKIFF_TOKEN")
 log "skiff direct: $gurl"
 r_sd=$(run_wrk skiff-direct "$gurl" "${auth[@]}")
 sport=$(free_port)
-socat TCP-LISTEN:"$sport",bind=127.0.0.1,reuseaddr,fork,backlog=512 TCP:127.0.0.1:"$SKIFF_PORT" &
+socat TCP-LISTEN:"$sport",bind=127.0.0.1,reuseaddr,fork,backlog=512 UNIX-CONNECT:"$SKIFF_DATA/api.sock" &
 socat_s=$!
 on_exit "kill $socat_s"
 sleep 0.3
-log "skiff via socat :$sport"
+log "skiff unix socket via socat :$sport"
 r_ss=$(run_wrk skiff-socat "http://127.0.0.1:$sport$gpath" "${auth[@]}")
 kill "$socat_s" 2>/dev/null || true
 seq_s=$("$PY" "$PYHELP" get-seq "$gpath" -n 300)

@@ -117,20 +117,21 @@ skiffd_start() {
   SKIFF_EP=${SKIFF_EP%/}
   SKIFF_PORT=${SKIFF_EP##*:}
   SKIFF_TOKEN=$(cat "$SKIFF_DATA/admin.token")
-  SKIFF_SUB=$(curl -fsS -H "Authorization: Bearer $SKIFF_TOKEN" \
+  SKIFF_CA="$SKIFF_DATA/pki/ca.pem"
+  SKIFF_SUB=$(curl --cacert "$SKIFF_CA" -fsS -H "Authorization: Bearer $SKIFF_TOKEN" \
     "$SKIFF_EP/subscriptions?api-version=2022-12-01" | jq -r '.value[0].subscriptionId')
   [ -n "$SKIFF_SUB" ] && [ "$SKIFF_SUB" != null ] || die "no subscription id from $SKIFF_EP"
-  export SKIFF_DATA SKIFF_PID SKIFF_EP SKIFF_PORT SKIFF_TOKEN SKIFF_SUB SKIFF_LOG
+  export SKIFF_DATA SKIFF_PID SKIFF_EP SKIFF_PORT SKIFF_TOKEN SKIFF_SUB SKIFF_LOG SKIFF_CA
 }
 
 # skiff_api METHOD PATH [JSON-BODY]: prints the body; fails on HTTP >= 400
 skiff_api() {
   local m=$1 p=$2
   if [ $# -ge 3 ]; then
-    curl -fsS -X "$m" -H "Authorization: Bearer $SKIFF_TOKEN" -H 'Content-Type: application/json' \
+    curl -fsS --cacert "$SKIFF_CA" -X "$m" -H "Authorization: Bearer $SKIFF_TOKEN" -H 'Content-Type: application/json' \
       --data-binary "$3" "$SKIFF_EP$p"
   else
-    curl -fsS -X "$m" -H "Authorization: Bearer $SKIFF_TOKEN" "$SKIFF_EP$p"
+    curl -fsS --cacert "$SKIFF_CA" -X "$m" -H "Authorization: Bearer $SKIFF_TOKEN" "$SKIFF_EP$p"
   fi
 }
 
@@ -159,7 +160,7 @@ skiffd_stop_one() {
   if kill -0 "$pid" 2>/dev/null && [ -s "$data/admin.token" ]; then
     local ep tok
     ep=$(cat "$data/endpoint"); ep=${ep%/}; tok=$(cat "$data/admin.token")
-    SKIFF_EP=$ep SKIFF_TOKEN=$tok timeout 300 "$PY" "$PYHELP" delete-all 2>/dev/null || true
+    SKIFF_EP=$ep SKIFF_TOKEN=$tok SKIFF_CA=$data/pki/ca.pem timeout 300 "$PY" "$PYHELP" delete-all 2>/dev/null || true
     kill -TERM "$pid" 2>/dev/null || true
     local i
     for i in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.05; done

@@ -1,13 +1,14 @@
 #!/usr/bin/python3
 """Small keep-alive ARM client for the skiff benchmarks (stdlib only).
 
-Reads SKIFF_EP (http://127.0.0.1:PORT) and SKIFF_TOKEN from the environment; SKIFF_SUB is
+Reads SKIFF_EP (https://127.0.0.1:PORT, trusting SKIFF_CA) and SKIFF_TOKEN from the environment; SKIFF_SUB is
 looked up when missing. Subcommands print machine-readable lines on stdout and progress on
 stderr. See bench/README.md."""
 
 import argparse
 import http.client
 import json
+import ssl
 import os
 import statistics
 import sys
@@ -24,6 +25,9 @@ def eprint(*a):
 class Client:
     def __init__(self):
         ep = os.environ["SKIFF_EP"].rstrip("/")
+        self.tls = ep.startswith("https://")
+        ca = os.environ.get("SKIFF_CA")
+        self.ctx = ssl.create_default_context(cafile=ca) if self.tls else None
         hostport = ep.split("://", 1)[1]
         self.host, port = hostport.rsplit(":", 1)
         self.port = int(port)
@@ -38,7 +42,10 @@ class Client:
             hdrs["Content-Type"] = "application/json"
         for attempt in range(3):
             if self.conn is None:
-                self.conn = http.client.HTTPConnection(self.host, self.port, timeout=120)
+                if self.tls:
+                    self.conn = http.client.HTTPSConnection(self.host, self.port, timeout=120, context=self.ctx)
+                else:
+                    self.conn = http.client.HTTPConnection(self.host, self.port, timeout=120)
             try:
                 self.conn.request(method, path, body=body, headers=hdrs)
                 r = self.conn.getresponse()

@@ -20,4 +20,5 @@ echo $! > "$data/skiffd.pid"
 for _ in $(seq 1 100); do [ -s "$data/endpoint" ] && break; sleep 0.05; done
 if [ ! -s "$data/endpoint" ]; then echo "skiffd did not start; see $data/skiffd.log" >&2; tail -5 "$data/skiffd.log" >&2; exit 1; fi
 echo "skiffd is running: $(cat "$data/endpoint") (pid $(cat "$data/skiffd.pid"), data $data, log $data/skiffd.log)"
+echo "HTTPS clients trust the local CA $data/pki/ca.pem (see docs/azure-clients.md); local HTTP: $data/api.sock"
 echo "try: SKIFF_DATA=$data build/skiff group create -n demo && SKIFF_DATA=$data build/skiff container list -o table"
