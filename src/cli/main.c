@@ -3,6 +3,7 @@
  * exit statuses. A group may be several words ("role assignment"). */
 #include "cli/cli.h"
 
+#include <errno.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,6 +22,7 @@ struct command
 };
 
 static int cmd_version (struct cli_ctx *ctx, struct cli_args *args, skiff_error_t *err);
+static int cmd_ca_show (struct cli_ctx *ctx, struct cli_args *args, skiff_error_t *err);
 
 static const struct cli_opt no_opts[] = { CLI_OPT_END };
 
@@ -60,6 +62,7 @@ static const struct command commands[] = {
   { "role assignment", "list", "List role assignments at a scope.", cli_role_list_opts, cli_role_assignment_list },
   { "role assignment", "delete", "Delete role assignments by id, or by assignee and role at a scope.",
     cli_role_delete_opts, cli_role_assignment_delete },
+  { "ca", "show", "Show where skiffd's local CA certificate is and how clients trust it.", no_opts, cmd_ca_show },
   { NULL, "version", "Show the version of skiff.", no_opts, cmd_version },
 };
 #define N_COMMANDS (sizeof commands / sizeof commands[0])
@@ -69,6 +72,29 @@ cmd_version (struct cli_ctx *ctx, struct cli_args *args, skiff_error_t *err)
 {
   (void)args;
   json_t *v = json_pack ("{s:s}", "skiff", SKIFF_VERSION);
+  int rc = cli_print (stdout, v, ctx->output, NULL, 0, err);
+  json_decref (v);
+  return rc;
+}
+
+/* Prints the local CA's path (read on this host, from $SKIFF_DATA/pki/ca.pem) and the ways
+ * to trust it; it does not need the server. */
+static int
+cmd_ca_show (struct cli_ctx *ctx, struct cli_args *args, skiff_error_t *err)
+{
+  (void)args;
+  const char *dir = getenv ("SKIFF_DATA");
+  cleanup_free char *ca = skiff_strdup_printf ("%s/pki/ca.pem", dir && *dir ? dir : "/var/lib/skiff");
+  if (access (ca, R_OK) < 0)
+    return skiff_error_set (err, errno, "no local CA at %s (is SKIFF_DATA the folder skiffd uses?)", ca);
+  cleanup_free char *az = skiff_strdup_printf ("export REQUESTS_CA_BUNDLE=%s", ca);
+  cleanup_free char *ws = skiff_strdup_printf ("export WEBSOCKET_CLIENT_CA_BUNDLE=%s", ca);
+  cleanup_free char *node = skiff_strdup_printf ("export NODE_EXTRA_CA_CERTS=%s", ca);
+  cleanup_free char *curl = skiff_strdup_printf ("curl --cacert %s ...", ca);
+  cleanup_free char *sys
+      = skiff_strdup_printf ("cp %s /usr/local/share/ca-certificates/skiff.crt && update-ca-certificates", ca);
+  json_t *v = json_pack ("{s:s,s:{s:s,s:s,s:s,s:s,s:s}}", "caFile", ca, "trust", "azureCli", az, "azureCliExec", ws,
+                         "node", node, "curl", curl, "systemStore", sys);
   int rc = cli_print (stdout, v, ctx->output, NULL, 0, err);
   json_decref (v);
   return rc;
@@ -185,7 +211,8 @@ print_main_help (FILE *f)
          "                 export, exec, attach).\n"
          "    group      : Manage resource groups (create, show, list, delete).\n"
          "    sp         : Manage service principals (create, list, show, delete).\n"
-         "    role       : Manage role assignments (role assignment create, list, delete).\n\n"
+         "    role       : Manage role assignments (role assignment create, list, delete).\n"
+         "    ca         : Show where skiffd's local CA is and how to trust it (ca show).\n\n"
          "Commands:\n"
          "    version    : Show the version of skiff.\n\n"
          "Environment:\n"

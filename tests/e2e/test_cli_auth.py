@@ -326,3 +326,15 @@ def test_https_transport(running, tmp_path):
     os.unlink(copy / "pki" / "ca.pem")
     r = skiff(d, "container", "show", "-g", "authcli", "-n", "sleeper", env=env2)
     assert r.returncode == 1 and "certificate" in r.stderr.lower(), r.stderr
+
+
+def test_ca_show_names_the_ca_the_server_uses(skiffd):
+    out = skiff(skiffd, "ca", "show", "-o", "json", check=0)
+    info = json.loads(out.stdout)
+    assert info["caFile"] == os.path.join(skiffd.data, "pki", "ca.pem")
+    assert info["trust"]["azureCli"] == "export REQUESTS_CA_BUNDLE=" + info["caFile"]
+    # the file it names is the CA that signed the server's certificate
+    ctx = ssl.create_default_context(cafile=info["caFile"])
+    with socket.create_connection(("127.0.0.1", skiffd.port), timeout=10) as s:
+        with ctx.wrap_socket(s, server_hostname="localhost") as t:
+            assert t.version() in ("TLSv1.2", "TLSv1.3")
