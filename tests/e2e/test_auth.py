@@ -234,6 +234,19 @@ def test_exec_and_attach(skiffd):
     assert b"tick-%d" % (first + 3) in got
     ws.close()
 
+    # the streams come from the group's monitor: after skiffd is killed and restarted, attach and
+    # exec still reach the same container
+    d.kill9()
+    d.start()
+    ws, out = ws_session(d, "wsx", "g", "c1", "attach")
+    ws.send(out["password"])
+    assert b"tick-" in read_until(ws, b"tick-", timeout=10)
+    ws.close()
+    ws, out = ws_session(d, "wsx", "g", "c1", "exec", {"command": "cat /proc/1/cmdline"})
+    ws.send(out["password"])
+    assert b"tick-" in read_until(ws, b"tick-")
+    ws.close()
+
     # exec into a missing container, and into a stopped group
     st, out, _ = d.request("POST", d.cg_path("wsx", "g") + f"/containers/nope/exec?api-version={API}",
                            {"command": "true"})
