@@ -2,7 +2,7 @@
 
 Run as root:  /usr/bin/python3 -m pytest -v -s tests/e2e/test_monitor.py
 Skipped when not root or when crun/busybox are missing. The monitor binary is
-build/skiff-monitor (override with SKIFF_MONITOR); the client side is driven through
+$SKIFF_BUILD/skiff-monitor (default build/; override with SKIFF_MONITOR); the client side is driven through
 the real src/monclient code, compiled here into a small tool (monclient_tool.c).
 """
 
@@ -37,8 +37,10 @@ pytestmark = pytest.mark.skipif(
 def env():
     if os.path.exists(HYBRID):
         subprocess.run(["bash", HYBRID, "apply"], check=False, capture_output=True)
-    monitor = os.environ.get("SKIFF_MONITOR", os.path.join(REPO, "build", "skiff-monitor"))
-    if "SKIFF_MONITOR" not in os.environ:
+    # the monitor of the build under test (scripts/test.sh sets SKIFF_BUILD), else build/
+    build = os.environ.get("SKIFF_BUILD", os.path.join(REPO, "build"))
+    monitor = os.environ.get("SKIFF_MONITOR", os.path.join(build, "skiff-monitor"))
+    if "SKIFF_MONITOR" not in os.environ and "SKIFF_BUILD" not in os.environ:
         r = subprocess.run(["make", "-C", REPO, "build/skiff-monitor"], capture_output=True, text=True)
         assert r.returncode == 0, r.stdout + r.stderr
     top = tempfile.mkdtemp(prefix="skiff-mon-e2e-")
