@@ -77,11 +77,52 @@ header_dup (h2o_req_t *req, const h2o_token_t *token)
   return strndup (v.base, v.len);
 }
 
+/* The reason phrase of the statuses the API answers with. */
+static const char *
+reason_of (int status)
+{
+  switch (status)
+    {
+    case 200:
+      return "OK";
+    case 201:
+      return "Created";
+    case 202:
+      return "Accepted";
+    case 204:
+      return "No Content";
+    case 400:
+      return "Bad Request";
+    case 401:
+      return "Unauthorized";
+    case 403:
+      return "Forbidden";
+    case 404:
+      return "Not Found";
+    case 405:
+      return "Method Not Allowed";
+    case 409:
+      return "Conflict";
+    case 413:
+      return "Payload Too Large";
+    case 429:
+      return "Too Many Requests";
+    case 500:
+      return "Internal Server Error";
+    case 501:
+      return "Not Implemented";
+    case 503:
+      return "Service Unavailable";
+    default:
+      return status < 400 ? "OK" : "Error";
+    }
+}
+
 static void
 send_json (h2o_req_t *req, int status, const char *body)
 {
   req->res.status = status;
-  req->res.reason = "OK";
+  req->res.reason = reason_of (status);
   h2o_add_header (&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL,
                   H2O_STRLIT ("application/json; charset=utf-8"));
   size_t len = strlen (body);
@@ -356,7 +397,7 @@ on_req (h2o_handler_t *self, h2o_req_t *req)
   api_response_t res;
   api_handle (h->ctx, &ar, &res);
   req->res.status = res.status;
-  req->res.reason = "OK";
+  req->res.reason = reason_of (res.status);
   for (int i = 0; i < res.n_headers; i++)
     {
       const char *n = res.header_names[i], *v = res.header_values[i];

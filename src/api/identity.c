@@ -113,7 +113,19 @@ form_get (call_t *c, const char *name)
   return api_query_get (c->req->body, c->req->body_len, name);
 }
 
-/* Checks a client_assertion JWT against the principal's certificate. */
+/* Compares a thumbprint from a JWT header with ours: MSAL Python pads its base64url with '='. */
+static int
+thumbprint_eq (const char *theirs, const char *ours)
+{
+  if (ours == NULL)
+    return 0;
+  size_t lt = strlen (theirs), lo = strlen (ours);
+  while (lt > 0 && theirs[lt - 1] == '=')
+    lt--;
+  return lt == lo && strncmp (theirs, ours, lo) == 0;
+}
+
+/* Checks a client_assertion JWT (RS256 or PS256) against the principal's certificate. */
 static int
 check_assertion (call_t *c, json_t *principal, const char *client_id, const char *assertion, const char **why)
 {
@@ -134,11 +146,13 @@ check_assertion (call_t *c, json_t *principal, const char *client_id, const char
   int rc = -1;
   EVP_PKEY *pub = X509_get0_pubkey (cert);
   cleanup_free char *x5t = auth_cert_x5t (cert);
-  if (pub == NULL || auth_jwt_verify (assertion, pub, &header, &claims, &err) < 0)
+  cleanup_free char *x5t256 = auth_cert_x5t_s256 (cert);
+  if (pub == NULL || auth_jwt_verify_assertion (assertion, pub, &header, &claims, &err) < 0)
     *why = "The client assertion is malformed or its signature does not match the registered certificate.";
   else
     {
       const char *hx5t = json_string_value (json_object_get (header, "x5t"));
+      const char *hx5t256 = json_string_value (json_object_get (header, "x5t#S256"));
       const char *iss = json_string_value (json_object_get (claims, "iss"));
       const char *sub = json_string_value (json_object_get (claims, "sub"));
       const char *aud = json_string_value (json_object_get (claims, "aud"));
@@ -147,7 +161,7 @@ check_assertion (call_t *c, json_t *principal, const char *client_id, const char
       cleanup_free char *base = api_base_url (c);
       cleanup_free char *path = strndup (c->req->path, c->req->path_len);
       cleanup_free char *endpoint = skiff_strdup_printf ("%s%s", base, path);
-      if (hx5t && strcmp (hx5t, x5t) != 0)
+      if ((hx5t && !thumbprint_eq (hx5t, x5t)) || (hx5t256 && !thumbprint_eq (hx5t256, x5t256)))
         *why = "The client assertion's x5t does not match the registered certificate.";
       else if (iss == NULL || sub == NULL || strcasecmp (iss, client_id) != 0 || strcasecmp (sub, client_id) != 0)
         *why = "The client assertion's iss and sub must be the client id.";

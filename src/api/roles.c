@@ -44,6 +44,48 @@ valid_scope (call_t *c, int n)
   return 0;
 }
 
+/* Replies 404 and returns -1 when the resource group or container group of the scope does not exist. */
+static int
+scope_exists (call_t *c, int n)
+{
+  cleanup_error skiff_error_t err = NULL;
+  if (n < 4)
+    return 0;
+  store_rg_t r = { 0 };
+  if (store_rg_get (c->ctx->store, c->ctx->subscription_id, c->path.seg[3], &r, &err) < 0)
+    {
+      api_reply_skiff_error (c, err);
+      return -1;
+    }
+  int found = r.name != NULL;
+  store_rg_clear (&r);
+  if (!found)
+    {
+      cleanup_free char *m = skiff_strdup_printf ("Resource group '%s' could not be found.", c->path.seg[3]);
+      api_reply_error (c, 404, "ResourceGroupNotFound", m, NULL);
+      return -1;
+    }
+  if (n < 8)
+    return 0;
+  store_group_t g = { 0 };
+  if (store_group_get (c->ctx->store, c->ctx->subscription_id, c->path.seg[3], c->path.seg[7], &g, &err) < 0)
+    {
+      api_reply_skiff_error (c, err);
+      return -1;
+    }
+  found = g.id != NULL && strcmp (g.desired, "Deleted") != 0;
+  store_group_clear (&g);
+  if (!found)
+    {
+      cleanup_free char *m
+          = skiff_strdup_printf ("The Resource '" MODEL_GROUP_TYPE "/%s' under resource group '%s' was not found.",
+                                 c->path.seg[7], c->path.seg[3]);
+      api_reply_error (c, 404, "ResourceNotFound", m, NULL);
+      return -1;
+    }
+  return 0;
+}
+
 static int
 is_guid (const char *s)
 {
@@ -246,6 +288,8 @@ api_handle_authorization (call_t *c, int first)
   if (api_method_is (c, "PUT"))
     {
       if (api_authorize (c, scope, AUTHZ "/roleAssignments/write") < 0)
+        return;
+      if (scope_exists (c, first) < 0)
         return;
       return assignment_put (c, scope, name);
     }

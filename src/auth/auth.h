@@ -48,6 +48,9 @@ int auth_jwt_decode (const char *token, json_t **header, json_t **claims, skiff_
 /* Decodes token and checks that header alg is RS256 and that the signature verifies with pub.
  * Does not look at any claim. Fails (-1, err) on malformed input or a bad signature. */
 int auth_jwt_verify (const char *token, EVP_PKEY *pub, json_t **header, json_t **claims, skiff_error_t *err);
+/* Like auth_jwt_verify, but also accepts PS256 (RSASSA-PSS with SHA-256, salt of 32 bytes), which
+ * msal-node uses for client assertions. For checking assertions, never skiffd's own tokens. */
+int auth_jwt_verify_assertion (const char *token, EVP_PKEY *pub, json_t **header, json_t **claims, skiff_error_t *err);
 
 /* --- service-principal secrets --------------------------------------------- */
 
@@ -71,6 +74,8 @@ int auth_pki_ensure (const char *dir, const char *const *dns_names, const char *
 int auth_cert_parse (const char *pem, size_t len, X509 **out, skiff_error_t *err);
 /* Returns the base64url SHA-1 thumbprint of cert (JWT "x5t", 27 chars); NULL when cert is NULL. */
 char *auth_cert_x5t (X509 *cert);
+/* Returns the base64url SHA-256 thumbprint of cert (JWT "x5t#S256", 43 chars); NULL when cert is NULL. */
+char *auth_cert_x5t_s256 (X509 *cert);
 /* Creates a self-signed RSA-2048 certificate with subject CN=cn valid for `days`, returning the
  * private key and the certificate as PEM text (for service-principal certificate credentials). */
 int auth_cert_self_signed (const char *cn, int days, char **key_pem, char **cert_pem, skiff_error_t *err);

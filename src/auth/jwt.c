@@ -346,8 +346,9 @@ auth_jwt_decode (const char *token, json_t **header, json_t **claims, skiff_erro
   return jwt_split (token, header, claims, NULL, NULL, NULL, err);
 }
 
-int
-auth_jwt_verify (const char *token, EVP_PKEY *pub, json_t **header, json_t **claims, skiff_error_t *err)
+/* Verifies with RS256, and also PS256 (RSASSA-PSS, SHA-256, salt = digest length) when allow_pss. */
+static int
+jwt_verify (const char *token, EVP_PKEY *pub, int allow_pss, json_t **header, json_t **claims, skiff_error_t *err)
 {
   if (pub == NULL || !EVP_PKEY_is_a (pub, "RSA"))
     return skiff_error_set (err, 0, "jwt verify: no RSA key to verify with");
@@ -358,8 +359,10 @@ auth_jwt_verify (const char *token, EVP_PKEY *pub, json_t **header, json_t **cla
   if (jwt_split (token, &h, &c, &sig, &sig_len, &signed_len, err) < 0)
     return -1;
   const char *alg = json_string_value (json_object_get (h, "alg"));
-  if (alg == NULL || strcmp (alg, "RS256") != 0)
-    return skiff_error_set (err, 0, "jwt: unsupported alg `%s` (only RS256 is accepted)", alg ? alg : "(none)");
+  int pss = alg && allow_pss && strcmp (alg, "PS256") == 0;
+  if (alg == NULL || (strcmp (alg, "RS256") != 0 && !pss))
+    return skiff_error_set (err, 0, "jwt: unsupported alg `%s` (only RS256%s is accepted)", alg ? alg : "(none)",
+                            allow_pss ? " or PS256" : "");
   if (json_object_get (h, "crit") != NULL)
     return skiff_error_set (err, 0, "jwt: critical header extensions are not supported");
   if (sig_len == 0 || sig_len != (size_t)EVP_PKEY_get_size (pub))
@@ -368,7 +371,8 @@ auth_jwt_verify (const char *token, EVP_PKEY *pub, json_t **header, json_t **cla
   cleanup_md_ctx EVP_MD_CTX *ctx = EVP_MD_CTX_new ();
   EVP_PKEY_CTX *pctx = NULL;
   if (ctx == NULL || EVP_DigestVerifyInit (ctx, &pctx, EVP_sha256 (), NULL, pub) != 1
-      || EVP_PKEY_CTX_set_rsa_padding (pctx, RSA_PKCS1_PADDING) <= 0)
+      || EVP_PKEY_CTX_set_rsa_padding (pctx, pss ? RSA_PKCS1_PSS_PADDING : RSA_PKCS1_PADDING) <= 0
+      || (pss && EVP_PKEY_CTX_set_rsa_pss_saltlen (pctx, RSA_PSS_SALTLEN_DIGEST) <= 0))
     return auth_ossl_error (err, "jwt verify");
   int ok = EVP_DigestVerify (ctx, sig, sig_len, (const unsigned char *)token, signed_len);
   ERR_clear_error ();
@@ -379,4 +383,16 @@ auth_jwt_verify (const char *token, EVP_PKEY *pub, json_t **header, json_t **cla
   if (claims)
     *claims = steal_pointer (&c);
   return 0;
+}
+
+int
+auth_jwt_verify (const char *token, EVP_PKEY *pub, json_t **header, json_t **claims, skiff_error_t *err)
+{
+  return jwt_verify (token, pub, 0, header, claims, err);
+}
+
+int
+auth_jwt_verify_assertion (const char *token, EVP_PKEY *pub, json_t **header, json_t **claims, skiff_error_t *err)
+{
+  return jwt_verify (token, pub, 1, header, claims, err);
 }

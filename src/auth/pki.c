@@ -415,19 +415,31 @@ auth_cert_parse (const char *pem, size_t len, X509 **out, skiff_error_t *err)
   return 0;
 }
 
-char *
-auth_cert_x5t (X509 *cert)
+static char *
+cert_thumbprint (X509 *cert, const EVP_MD *md_type)
 {
   if (cert == NULL)
     return NULL;
   unsigned char md[EVP_MAX_MD_SIZE];
   unsigned int n = 0;
-  if (X509_digest (cert, EVP_sha1 (), md, &n) != 1)
+  if (X509_digest (cert, md_type, md, &n) != 1)
     {
       ERR_clear_error ();
       return NULL;
     }
   return auth_b64url_encode (md, n);
+}
+
+char *
+auth_cert_x5t (X509 *cert)
+{
+  return cert_thumbprint (cert, EVP_sha1 ());
+}
+
+char *
+auth_cert_x5t_s256 (X509 *cert)
+{
+  return cert_thumbprint (cert, EVP_sha256 ());
 }
 
 int

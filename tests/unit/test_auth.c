@@ -1001,6 +1001,42 @@ test_self_signed (void)
   json_decref (claims);
   free (tok);
 
+  /* msal-node signs assertions PS256 and names the certificate by x5t#S256 */
+  {
+    char *h = b64s ("{\"alg\":\"PS256\",\"typ\":\"JWT\"}"), *cl = b64s ("{\"iss\":\"app-one\"}");
+    char *input = skiff_strdup_printf ("%s.%s", h, cl);
+    EVP_MD_CTX *mctx = EVP_MD_CTX_new ();
+    EVP_PKEY_CTX *pctx = NULL;
+    unsigned char sig[512];
+    size_t sig_len = sizeof (sig);
+    CHECK (EVP_DigestSignInit (mctx, &pctx, EVP_sha256 (), NULL, key) == 1
+           && EVP_PKEY_CTX_set_rsa_padding (pctx, RSA_PKCS1_PSS_PADDING) == 1
+           && EVP_PKEY_CTX_set_rsa_pss_saltlen (pctx, 32) == 1
+           && EVP_DigestSign (mctx, sig, &sig_len, (unsigned char *)input, strlen (input)) == 1);
+    EVP_MD_CTX_free (mctx);
+    char *sg = auth_b64url_encode (sig, sig_len);
+    char *ps = skiff_strdup_printf ("%s.%s", input, sg);
+    json_t *hd = NULL, *cc = NULL;
+    CHECK (auth_jwt_verify_assertion (ps, X509_get0_pubkey (x), &hd, &cc, &err) == 0);
+    CHECK_STR (json_string_value (json_object_get (cc, "iss")), "app-one");
+    json_decref (hd);
+    json_decref (cc);
+    CHECK (verify (ps, X509_get0_pubkey (x)) < 0); /* never for skiffd's own tokens */
+    ps[strlen (ps) - 2] = ps[strlen (ps) - 2] == 'A' ? 'B' : 'A';
+    CHECK (auth_jwt_verify_assertion (ps, X509_get0_pubkey (x), NULL, NULL, &err) < 0);
+    skiff_error_release (&err);
+    char *s256 = auth_cert_x5t_s256 (x);
+    unsigned char md256[32];
+    unsigned char *der2 = NULL;
+    int der2_len = i2d_X509 (x, &der2);
+    EVP_Digest (der2, (size_t)der2_len, md256, NULL, EVP_sha256 (), NULL);
+    char *want256 = auth_b64url_encode (md256, 32);
+    CHECK (s256 && strlen (s256) == 43);
+    CHECK_STR (s256, want256);
+    OPENSSL_free (der2);
+    free (want256), free (s256), free (h), free (cl), free (input), free (sg), free (ps);
+  }
+
   /* a second certificate differs */
   char *k2 = NULL, *c2 = NULL;
   CHECK (auth_cert_self_signed ("app-one", 1, &k2, &c2, &err) == 0);

@@ -240,6 +240,25 @@ main (void)
   assign (RG_B, CONTRIBUTOR, oid2, 409); /* the same assignment twice */
   assign (RG_B, "00000000-0000-0000-0000-00000000dead", oid2, 400);
   assign (RG_B, READER, "no-such-principal", 400);
+  assign (SUB "/resourceGroups/nowhere", READER, oid2, 404);
+  assign (CG_B "/missing", READER, oid2, 404);
+  {
+    char *app4, *oid4, *pw4;
+    make_principal ("scoped", &app4, &oid4, &pw4);
+    assign (CG_B "/gb", READER, oid4, 201); /* a container group is a scope too */
+    char *t4 = get_token (app4, pw4, "https://management.core.windows.net//.default", &st);
+    j = call ("GET", CG_B "/gb?api-version=2023-05-01", t4, NULL, &st);
+    CHECK (st == 200);
+    json_decref (j);
+    j = call ("GET", CG_B "?api-version=2023-05-01", t4, NULL, &st);
+    CHECK (st == 200 && json_array_size (json_object_get (j, "value")) == 1);
+    json_decref (j);
+    char *url = skiff_strdup_printf ("/skiff/servicePrincipals/%s?api-version=1", app4);
+    j = call ("DELETE", url, ADMIN, NULL, &st);
+    CHECK (st == 200);
+    json_decref (j);
+    free (url), free (app4), free (oid4), free (pw4), free (t4);
+  }
 
   j = call ("GET", "/subscriptions?api-version=2019-11-01", t1, NULL, &st);
   CHECK (st == 200 && json_array_size (json_object_get (j, "value")) == 1);
