@@ -1,7 +1,8 @@
 #!/bin/bash
 # Installs the test dependencies and runs every test: C unit tests (gcc, clang, and an
-# ASan+UBSan build) and the end-to-end tests against the real skiffd, crun and a local
-# registry (with the normal and the sanitizer build). Ends with one closing line.
+# ASan+UBSan build), the end-to-end tests against the real skiffd, crun and a local registry
+# (with the normal and the sanitizer build), and the real-client conformance tests (az CLI and the
+# Azure SDK for JavaScript against skiffd). Ends with one closing line.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
@@ -26,6 +27,8 @@ export LSAN_OPTIONS=suppressions=$root/tests/lsan.supp
 step "unit tests (gcc)" tests/unit/run.sh build/tests
 step "unit tests (asan+ubsan)" tests/unit/run.sh build-san/tests
 step "end-to-end (gcc)" env SKIFF_BUILD=$root/build /usr/bin/python3 -m pytest -q -p no:cacheprovider tests/e2e
+# Real Azure clients (az CLI, the JS SDK) against skiffd over HTTPS.
+step "conformance (gcc)" env SKIFF_BUILD=$root/build /usr/bin/python3 -m pytest -q -p no:cacheprovider tests/conformance
 step "end-to-end (asan+ubsan)" env SKIFF_BUILD=$root/build-san SKIFF_E2E_QUICK=1 /usr/bin/python3 -m pytest -q -p no:cacheprovider tests/e2e
 echo "=== summary"
 printf '%s\n' "${results[@]}"

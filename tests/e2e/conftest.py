@@ -222,7 +222,8 @@ class Skiffd:
         assert st == 200, out
         items = out["value"]
         while out.get("nextLink"):
-            path = out["nextLink"].split(str(self.port), 1)[1]
+            link = out["nextLink"]
+            path = link[link.index("/", link.index("//") + 2):]
             st, out, _ = self.request("GET", path)
             items += out["value"]
         return items

@@ -3,7 +3,6 @@
 import json
 import os
 import ssl
-import subprocess
 import time
 import urllib.parse
 import uuid
@@ -222,8 +221,10 @@ def test_exec_and_attach(skiffd):
     ws.send("wrong-password")
     assert read_until(ws, b"x", timeout=5) == b""
     ws.close()
+    # a wrong try used the session up: the right password is too late now
     with pytest.raises(websocket.WebSocketBadStatusException):
-        websocket.create_connection(uri, sslopt={"ca_certs": d.ca}, timeout=10)
+        ws = websocket.create_connection(uri, sslopt={"ca_certs": d.ca}, timeout=10)
+        ws.send(pw)
 
     # attach streams the container's output as it comes
     ws, out = ws_session(d, "wsx", "g", "c1", "attach")
