@@ -252,11 +252,14 @@ def test_finished_group_gives_back_mounts_but_keeps_logs(skiffd):
 
 def test_api_not_reachable_from_a_container(skiffd):
     skiffd.ensure_rg("iso")
-    cmd = ["sh", "-c", f"wget -T 2 -qO- http://127.0.0.1:{skiffd.port}/subscriptions >/dev/null 2>&1 "
-                       f"&& echo REACHED || echo BLOCKED"]
+    # a TCP connect to the API port (busybox nc: 1 when refused, 0 when it connected), and the
+    # unix socket's path (not in the container's mount namespace)
+    cmd = ["sh", "-c", f"timeout 3 nc 127.0.0.1 {skiffd.port} </dev/null >/dev/null 2>&1; rc=$?; "
+                       f"[ $rc -eq 1 ] && echo TCP-BLOCKED || echo TCP-REACHED-$rc; "
+                       f"[ -e {skiffd.socket} ] && echo SOCKET-VISIBLE || echo SOCKET-ABSENT"]
     skiffd.put_group("iso", "probe", group_body([("c1", image("busybox:latest"), cmd)], policy="Never"))
     skiffd.wait_state("iso", "probe", ("Succeeded", "Failed"))
-    assert skiffd.logs("iso", "probe", "c1") == "BLOCKED\n"
+    assert skiffd.logs("iso", "probe", "c1") == "TCP-BLOCKED\nSOCKET-ABSENT\n"
     skiffd.delete_group("iso", "probe")
 
 
