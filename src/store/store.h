@@ -125,4 +125,15 @@ int store_role_assignment_get (store_t *s, const char *name, json_t **out, skiff
 int store_role_assignment_list (store_t *s, const char *principal_id, json_t **out, skiff_error_t *err);
 int store_role_assignment_delete (store_t *s, const char *name, int *deleted, skiff_error_t *err);
 
+/* ---- group addresses (IPv4, host byte order) ---- */
+
+/* *addr 0 when the group holds none. */
+int store_address_get (store_t *s, const char *group_id, uint32_t *addr, skiff_error_t *err);
+/* Returns the group's address, or takes the lowest free one in [first, last] for it;
+ * 409 InsufficientAddressSpace when none is free. */
+int store_address_allocate (store_t *s, const char *group_id, uint32_t first, uint32_t last, uint32_t *addr,
+                            skiff_error_t *err);
+/* Gives the group's address back (nothing when it holds none). */
+int store_address_release (store_t *s, const char *group_id, skiff_error_t *err);
+
 #endif

@@ -49,6 +49,8 @@ static const char *const migrations[] = {
   "  role_id TEXT NOT NULL, principal_id TEXT NOT NULL, created_ns INTEGER NOT NULL,"
   "  UNIQUE (scope_key, role_id, principal_id));"
   "CREATE INDEX role_assignments_by_principal ON role_assignments (principal_id);",
+  /* 3: one address per group, from the host's group network */
+  "CREATE TABLE addresses (addr INTEGER PRIMARY KEY, group_id TEXT NOT NULL UNIQUE);",
 };
 
 static int
@@ -1103,5 +1105,82 @@ store_role_assignment_delete (store_t *s, const char *name, int *deleted, skiff_
   if (rc != SQLITE_DONE)
     return db_error (s, rc, "delete role assignment", err);
   *deleted = sqlite3_changes (s->db) > 0;
+  return 0;
+}
+
+/* ---- group addresses ------------------------------------------------------ */
+
+int
+store_address_get (store_t *s, const char *group_id, uint32_t *addr, skiff_error_t *err)
+{
+  LOCKED (s);
+  *addr = 0;
+  cleanup_stmt sqlite3_stmt *st = NULL;
+  if (prepare (s, "SELECT addr FROM addresses WHERE group_id=?", &st, err) < 0)
+    return -1;
+  bind_text (st, 1, group_id);
+  int rc = sqlite3_step (st);
+  if (rc == SQLITE_ROW)
+    *addr = (uint32_t)sqlite3_column_int64 (st, 0);
+  else if (rc != SQLITE_DONE)
+    return db_error (s, rc, "get address", err);
+  return 0;
+}
+
+int
+store_address_allocate (store_t *s, const char *group_id, uint32_t first, uint32_t last, uint32_t *addr,
+                        skiff_error_t *err)
+{
+  LOCKED (s);
+  cleanup_stmt sqlite3_stmt *st = NULL;
+  if (prepare (s, "SELECT addr FROM addresses WHERE group_id=?", &st, err) < 0)
+    return -1;
+  bind_text (st, 1, group_id);
+  int rc = sqlite3_step (st);
+  if (rc == SQLITE_ROW)
+    {
+      *addr = (uint32_t)sqlite3_column_int64 (st, 0);
+      return 0;
+    }
+  if (rc != SQLITE_DONE)
+    return db_error (s, rc, "get address", err);
+  sqlite3_finalize (st);
+  st = NULL;
+  /* the lowest free address: walk the taken ones in order until a gap */
+  if (prepare (s, "SELECT addr FROM addresses WHERE addr BETWEEN ? AND ? ORDER BY addr", &st, err) < 0)
+    return -1;
+  sqlite3_bind_int64 (st, 1, first);
+  sqlite3_bind_int64 (st, 2, last);
+  uint64_t want = first;
+  while ((rc = sqlite3_step (st)) == SQLITE_ROW && (uint64_t)sqlite3_column_int64 (st, 0) == want)
+    want++;
+  if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+    return db_error (s, rc, "list addresses", err);
+  if (want > last)
+    return skiff_error_arm (err, 409, "InsufficientAddressSpace", "The host's group network has no free address left.");
+  sqlite3_finalize (st);
+  st = NULL;
+  if (prepare (s, "INSERT INTO addresses (addr, group_id) VALUES (?, ?)", &st, err) < 0)
+    return -1;
+  sqlite3_bind_int64 (st, 1, (sqlite3_int64)want);
+  bind_text (st, 2, group_id);
+  rc = sqlite3_step (st);
+  if (rc != SQLITE_DONE)
+    return db_error (s, rc, "insert address", err);
+  *addr = (uint32_t)want;
+  return 0;
+}
+
+int
+store_address_release (store_t *s, const char *group_id, skiff_error_t *err)
+{
+  LOCKED (s);
+  cleanup_stmt sqlite3_stmt *st = NULL;
+  if (prepare (s, "DELETE FROM addresses WHERE group_id=?", &st, err) < 0)
+    return -1;
+  bind_text (st, 1, group_id);
+  int rc = sqlite3_step (st);
+  if (rc != SQLITE_DONE)
+    return db_error (s, rc, "release address", err);
   return 0;
 }
