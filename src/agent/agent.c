@@ -134,6 +134,35 @@ remove_orphans (agent_t *a)
         }
       store_group_clear (&g);
     }
+  /* network interfaces of groups that are gone (a crash between creating the veth and
+     recording the group): the ports of this skiffd's bridge that no group of its store owns */
+  if (a->cfg.net)
+    {
+      cleanup_free char *brif = skiff_strdup_printf ("/sys/class/net/%s/brif", a->cfg.net->bridge);
+      cleanup_dir DIR *bd = opendir (brif);
+      store_group_t *all = NULL;
+      int n = 0;
+      if (bd && store_group_list (a->store, NULL, NULL, NULL, 0, &all, &n, NULL) == 0)
+        {
+          while ((de = readdir (bd)))
+            {
+              if (de->d_name[0] == '.')
+                continue;
+              int known = 0;
+              for (int k = 0; k < n && !known; k++)
+                {
+                  char ifname[16];
+                  known = strcmp (de->d_name, agent_net_ifname (all[k].id, ifname)) == 0;
+                }
+              if (!known)
+                {
+                  log_info ("removing orphaned network interface %s", de->d_name);
+                  net_group_detach (de->d_name, NULL);
+                }
+            }
+          store_group_free_array (all, n);
+        }
+    }
   /* runtime containers whose group is gone */
   cleanup_dir DIR *rd = opendir (a->runtime_root);
   while (rd && (de = readdir (rd)))
@@ -184,6 +213,8 @@ agent_start (const agent_config_t *cfg, store_t *store, agent_t **out, skiff_err
   cleanup_free char *report = NULL;
   if (runtime_prepare_host (&a->rcfg, &a->host, &report, err) < 0)
     return skiff_error_wrap (err, "prepare host");
+  if (cfg->net && net_host_setup (cfg->net, err) < 0)
+    return skiff_error_wrap (err, "set up the group network (bridge %s; --network none runs without)", cfg->net->bridge);
   if (report && *report)
     log_info ("host: %s", report);
   {

@@ -10,6 +10,7 @@
 #include <stdint.h>
 
 #include "common/error.h"
+#include "net/net.h"
 
 struct store;
 
@@ -25,6 +26,7 @@ typedef struct
   int64_t log_max_bytes;                  /* per container log file */
   const char *const *insecure_registries;
   const char *registry_ca_file; /* extra CA bundle for registries, may be NULL */
+  const net_config_t *net;      /* the group network; NULL: each group has only its loopback */
 } agent_config_t;
 
 typedef struct agent agent_t;

@@ -48,6 +48,10 @@ struct agent
   watch_t *watches;
 };
 
+/* Writes the host-side interface name of a group's veth ("sk" and 13 hex digits of its id) into
+ * buf (>= 16 bytes) and returns buf. */
+const char *agent_net_ifname (const char *group_id, char *buf);
+
 /* Returns the data folder. */
 const char *agent_data_dir (agent_t *a);
 

@@ -47,7 +47,9 @@ usage (FILE *f)
               "  --tls-key FILE          the private key of --tls-cert\n"
               "  --host-name NAME        a name or address clients use for this host (repeatable)\n"
               "  --socket PATH           plain-HTTP unix socket for local clients (default DATA/api.sock)\n"
-              "  --token-lifetime N      access-token lifetime in seconds (default 3600)\n");
+              "  --token-lifetime N      access-token lifetime in seconds (default 3600)\n"
+              "  --network CIDR|none     the groups' private network (default 10.242.0.0/16)\n"
+              "  --bridge NAME           its bridge, also the name of its nftables table (default skiff0)\n");
 }
 
 static int
@@ -99,6 +101,7 @@ main (int argc, char **argv)
   const char *monitor = NULL, *registry_ca = NULL, *tls_cert = NULL, *tls_key = NULL, *socket_path = NULL;
   const char *host_names[MAX_HOST_NAMES + 1] = { 0 };
   int n_host_names = 0, token_lifetime = 3600;
+  const char *network = "10.242.0.0/16", *bridge = "skiff0";
   int port = 8780, workers = 4, api_threads = 2, backoff_initial = 10000, backoff_max = 300000, grace = 10;
   long long log_max = 4 * 1024 * 1024;
   double overcommit = 1.0;
@@ -126,6 +129,8 @@ main (int argc, char **argv)
                                         { "host-name", required_argument, 0, 'H' },
                                         { "socket", required_argument, 0, 'S' },
                                         { "token-lifetime", required_argument, 0, 'E' },
+                                        { "network", required_argument, 0, 'N' },
+                                        { "bridge", required_argument, 0, 'R' },
                                         { "help", no_argument, 0, 'h' },
                                         { 0, 0, 0, 0 } };
   int c;
@@ -195,6 +200,12 @@ main (int argc, char **argv)
           break;
         case 'E':
           token_lifetime = atoi (optarg);
+          break;
+        case 'N':
+          network = optarg;
+          break;
+        case 'R':
+          bridge = optarg;
           break;
         case 'h':
           usage (stdout);
@@ -271,6 +282,20 @@ main (int argc, char **argv)
   pthread_sigmask (SIG_BLOCK, &set, NULL);
   signal (SIGPIPE, SIG_IGN);
 
+  net_config_t ncfg = { .bridge = bridge, .table = bridge };
+  if (strlen (bridge) < 1 || strlen (bridge) > 15 || bridge[0] < 'a' || bridge[0] > 'z'
+      || strspn (bridge, "abcdefghijklmnopqrstuvwxyz0123456789_") != strlen (bridge))
+    {
+      fprintf (stderr, "skiffd: --bridge must be 1-15 characters of a-z, 0-9 and '_', starting with a letter\n");
+      return 2;
+    }
+  int with_network = strcmp (network, "none") != 0;
+  if (with_network && net_parse_cidr (network, &ncfg.subnet, &ncfg.prefix, &err) < 0)
+    {
+      log_error ("--network: %s", err->msg);
+      return 2;
+    }
+  ncfg.gateway = ncfg.subnet + 1;
   agent_config_t acfg = { .data_dir = realdata,
                           .monitor_path = monitor,
                           .runtime_path = runtime,
@@ -282,7 +307,8 @@ main (int argc, char **argv)
                           .stop_grace_seconds = grace,
                           .log_max_bytes = log_max,
                           .insecure_registries = insecure,
-                          .registry_ca_file = registry_ca };
+                          .registry_ca_file = registry_ca,
+                          .net = with_network ? &ncfg : NULL };
   agent_t *agent = NULL;
   if (agent_start (&acfg, store, &agent, &err) < 0)
     {

@@ -70,6 +70,12 @@ class Skiffd:
     def __init__(self, data, extra=()):
         self.data = data
         self.extra = list(extra)
+        # each test skiffd gets a group network of its own (bridge, nftables table, /24), so that
+        # instances running side by side never share addresses
+        self.bridge = None
+        if "--network" not in self.extra:
+            self.bridge, self.subnet = new_test_network()
+            self.extra += ["--network", self.subnet, "--bridge", self.bridge]
         self.proc = None
         self.log_path = os.path.join(data, "skiffd.test.log")
         self.conn = None
@@ -242,6 +248,31 @@ def containers(g):
     return {c["name"]: c["properties"].get("instanceView", {}) for c in g["properties"]["containers"]}
 
 
+def new_test_network():
+    """A bridge name and a /24 that no interface on this host uses yet."""
+    import random
+    used = set(os.listdir("/sys/class/net"))
+    addrs = subprocess.run(["ip", "-4", "-o", "addr"], capture_output=True, text=True).stdout
+    for _ in range(200):
+        n = random.randint(1, 254)
+        name, subnet = f"skt{n}", f"10.243.{n}.0/24"
+        if name not in used and f" 10.243.{n}." not in addrs:
+            return name, subnet
+    raise RuntimeError("no free test network")
+
+
+def bridge_ports(bridge):
+    """The interfaces still plugged into a test skiffd's bridge (one per group with a network)."""
+    path = f"/sys/class/net/{bridge}/brif"
+    return sorted(os.listdir(path)) if bridge and os.path.isdir(path) else []
+
+
+def remove_test_network(bridge):
+    if bridge:
+        subprocess.run(["ip", "link", "del", bridge], capture_output=True)
+        subprocess.run(["nft", "delete", "table", "inet", bridge], capture_output=True)
+
+
 def host_leftovers(data):
     """What a data folder still holds on the host: group folders, mounts, monitors."""
     groups = os.path.join(data, "groups")
@@ -280,9 +311,11 @@ def _finish(d):
         assert d.proc.returncode == 0, d.proc.returncode
         folders, mounts, monitors = host_leftovers(d.data)
         assert folders == [] and mounts == [] and monitors == [], (folders, mounts, monitors)
+        assert bridge_ports(d.bridge) == [], bridge_ports(d.bridge)
     finally:
         if not any(host_leftovers(d.data)):
             shutil.rmtree(d.data, ignore_errors=True)
+        remove_test_network(d.bridge)
 
 
 @pytest.fixture(scope="module")
