@@ -267,7 +267,8 @@ net_group_attach (const net_config_t *cfg, const char *netns_path, const char *h
     }
 
   int eth;
-  if (nl_link_get (&ns_nl, NET_CONTAINER_IFNAME, &eth, NULL, err) < 0 || nl_link_up (&ns_nl, "lo", err) < 0)
+  if (nl_link_get (&ns_nl, NET_CONTAINER_IFNAME, &eth, NULL, err) < 0 || nl_link_up (&ns_nl, "lo", err) < 0
+      || nl_link_up (&ns_nl, NET_CONTAINER_IFNAME, err) < 0)
     goto fail;
   if (eth == 0)
     {

@@ -126,7 +126,10 @@ static int
 nl_talk (nl_t *nl, struct nlmsghdr *nlh, mnl_cb_t cb, void *data)
 {
   nlh->nlmsg_seq = ++nl->seq;
-  if (!(nlh->nlmsg_flags & NLM_F_DUMP))
+  /* NLM_F_DUMP shares its bits with NLM_F_EXCL and NLM_F_REPLACE: only a GET request
+   * (rtnetlink's types 18, 22, 26, ... are GETs) is a dump */
+  int is_dump = (nlh->nlmsg_type & 3) == 2 && (nlh->nlmsg_flags & NLM_F_DUMP) == NLM_F_DUMP;
+  if (!is_dump)
     nlh->nlmsg_flags |= NLM_F_ACK;
   if (mnl_socket_sendto (nl->sock, nlh, nlh->nlmsg_len) < 0)
     return -1;
@@ -276,9 +279,7 @@ nl_veth_add (nl_t *nl, const char *name, int master_index, const char *peer_name
   struct nlattr *peer = mnl_attr_nest_start (nlh, VETH_INFO_PEER);
   /* the peer's attributes follow its own ifinfomsg */
   struct ifinfomsg *pifi = mnl_nlmsg_put_extra_header (nlh, sizeof *pifi);
-  pifi->ifi_family = AF_UNSPEC;
-  pifi->ifi_flags = IFF_UP;
-  pifi->ifi_change = IFF_UP;
+  pifi->ifi_family = AF_UNSPEC; /* not IFF_UP: the peer cannot be opened before its pair exists (ENOTCONN) */
   mnl_attr_put_strz (nlh, IFLA_IFNAME, peer_name);
   mnl_attr_put_u32 (nlh, IFLA_NET_NS_FD, (uint32_t)peer_netns_fd);
   mnl_attr_nest_end (nlh, peer);

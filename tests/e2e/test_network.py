@@ -32,6 +32,12 @@ def group_ip(d, rg, name):
     return out.stdout.split()[3].split("/")[0]
 
 
+def http_get_sh(host, port):
+    """A shell command that prints the answer to GET / from host:port (busybox nc; Debian's
+    static busybox wget crashes)."""
+    return f"printf 'GET / HTTP/1.0\\r\\n\\r\\n' | timeout 5 nc {host} {port}"
+
+
 def run_once(d, rg, name, script, timeout=60):
     d.put_group(rg, name, group_body([("c1", image("busybox:latest"), ["sh", "-c", script])], policy="Never"))
     d.wait_state(rg, name, ("Succeeded", "Failed"), timeout=timeout)
@@ -59,10 +65,11 @@ def test_address_per_group_and_reachability(skiffd):
         body = urllib.request.urlopen(f"http://{ip}:80/", timeout=10).read()
         assert body
     # a group reaches another group; inside, the group's own address is in /etc/hosts
-    out = run_once(d, "net", "client", f"wget -T 5 -qO- http://{ip2}:80/ >/dev/null && echo REACHED; "
+    out = run_once(d, "net", "client", f"{http_get_sh(ip2, 80)} | grep -q '^HTTP/1' && echo REACHED; "
                                        f"grep 'client$' /etc/hosts | cut -f1; "
                                        f"ip -4 -o addr show dev eth0 | awk '{{print $4}}'; "
                                        f"ip route | grep -c '^default via {net[1]}'")
+    assert len(out.split()) == 4, out
     reached, hosts_ip, eth0, routes = out.split()
     assert reached == "REACHED" and routes == "1", out
     assert eth0 == f"{hosts_ip}/{net.prefixlen}" and ipaddress.ip_address(hosts_ip) in net, out
