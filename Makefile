@@ -10,7 +10,7 @@ BUILD ?= build
 SANFLAGS =
 endif
 
-PKGS = libh2o-evloop jansson libcurl libarchive sqlite3 yaml-0.1 openssl libisal libseccomp libmnl libnftables
+PKGS = libh2o-evloop jansson libcurl libarchive sqlite3 yaml-0.1 openssl libisal libseccomp libmnl libnftables ldns
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 
@@ -21,7 +21,7 @@ CFLAGS := $(subst -I/usr/include/h2o,-isystem /usr/include/h2o,$(CFLAGS))
 LDFLAGS += $(SANFLAGS) -Wl,--as-needed
 LDLIBS += $(PKG_LIBS) -lwslay -lpthread -lm
 
-LIB_DIRS = common model store auth api agent image runtime monclient net
+LIB_DIRS = common model store auth api agent image runtime monclient net dns
 LIB_SRCS := $(foreach d,$(LIB_DIRS),$(wildcard src/$(d)/*.c))
 LIB_OBJS := $(patsubst src/%.c,$(BUILD)/obj/%.o,$(LIB_SRCS))
 COMMON_OBJS := $(patsubst src/%.c,$(BUILD)/obj/%.o,$(wildcard src/common/*.c))

@@ -19,8 +19,11 @@ cgroup_hybrid_apply
 echo "== start_latency: busybox create-to-running, $RUNS runs after $WARMUP warm-ups (host: $(nproc) cores)"
 
 # ---- skiff ----------------------------------------------------------------------------------
-# debug log on: skiffd then logs its own per-group start breakdown
-BENCH_SKIFF_DEBUG=1 skiffd_start
+# debug log on: skiffd then logs its own per-group start breakdown. A network of the
+# benchmark's own (bridge skbench), so a skiffd already running on this host is not touched.
+NET_ARGS=(--network 10.239.0.0/24 --bridge skbench --public-ips 127.41.0.0/24 --dns-listen 127.0.0.1:0)
+on_exit "ip link del skbench 2>/dev/null; nft delete table inet skbench 2>/dev/null; true"
+BENCH_SKIFF_DEBUG=1 skiffd_start "${NET_ARGS[@]}"
 log "skiffd $SKIFF_EP (data $SKIFF_DATA)"
 log "skiff: PUT -> Running (sleep 100000), poll every ${POLL_MS} ms; the first warm-up pulls the image"
 "$PY" "$PYHELP" start-latency --image "$IMAGE" --cmd '["sleep","100000"]' --until Running \
@@ -37,6 +40,17 @@ grep -o 'images [0-9.]* ms, namespaces+rootfs+bundles [0-9.]* ms, monitor ready 
 # how often skiffd found the monitor of a `true` container already on its way out when it
 # subscribed (it then folds in the final state from the monitor's files, or looks again in 5 ms)
 retries=$(grep -c 'watch: connect to monitor' "$SKIFF_LOG" || true)
+# the group network's share: veth pair, address, route (netlink), per group
+grep -o 'network attach [0-9.]* ms' "$SKIFF_LOG" | sed -n "$((WARMUP + 1)),$((WARMUP + RUNS))p" |
+  awk '{print $3}' >"$BENCH_TMP/skiff-net.ms" || true
+skiffd_stop
+
+# the same without group networking (each group has only its loopback)
+BENCH_SKIFF_DEBUG=1 skiffd_start --network none
+log "skiff --network none: PUT -> Running (sleep 100000)"
+"$PY" "$PYHELP" start-latency --image "$IMAGE" --cmd '["sleep","100000"]' --until Running \
+  --runs "$RUNS" --warmup "$WARMUP" --poll-ms "$POLL_MS" --prefix nonet \
+  --out "$BENCH_TMP/skiff-nonet.ms"
 skiffd_stop
 
 # ---- podman ---------------------------------------------------------------------------------
@@ -67,7 +81,7 @@ jq -r '.results[0].times[] * 1000' "$BENCH_TMP/crun.json" >"$BENCH_TMP/crun.ms"
 # ---- summary --------------------------------------------------------------------------------
 med() { "$PY" -c 'import sys,statistics; print("%.3f" % statistics.median(float(x) for x in open(sys.argv[1]).read().split()))' "$1"; }
 s_med=$(med "$BENCH_TMP/skiff.ms"); p_med=$(med "$BENCH_TMP/podman.ms"); c_med=$(med "$BENCH_TMP/crun.ms")
-st_med=$(med "$BENCH_TMP/skiff-true.ms")
+st_med=$(med "$BENCH_TMP/skiff-true.ms"); sn_med=$(med "$BENCH_TMP/skiff-nonet.ms")
 hr
 echo "SUMMARY start_latency (ms; min / median / p90 / max over $RUNS runs)"
 stats "  skiff  PUT -> Running (1 ms poll)      " <"$BENCH_TMP/skiff.ms"
@@ -80,6 +94,10 @@ if [ -s "$BENCH_TMP/skiff-breakdown" ]; then
   stats "  skiffd: namespaces+rootfs+bundles      " < <(awk '{print $2}' "$BENCH_TMP/skiff-breakdown")
   stats "  skiffd: monitor ready                  " < <(awk '{print $3}' "$BENCH_TMP/skiff-breakdown")
 fi
+stats "  skiff  PUT -> Running, --network none  " <"$BENCH_TMP/skiff-nonet.ms"
+if [ -s "$BENCH_TMP/skiff-net.ms" ]; then
+  stats "  skiffd: network attach (netlink)       " <"$BENCH_TMP/skiff-net.ms"
+fi
 stats "  skiff  PUT -> Terminated (true)        " <"$BENCH_TMP/skiff-true.ms"
 echo "    (skiffd found the monitor of a `true` container already exiting: $retries of $((WARMUP + RUNS)) true runs)"
 stats "  podman run --rm true                   " <"$BENCH_TMP/podman.ms"
@@ -87,6 +105,7 @@ stats "  crun   run (prepared bundle, true)     " <"$BENCH_TMP/crun.ms"
 echo "  ratio podman/skiff (medians, Running)    : $(ratio "$p_med" "$s_med")x"
 echo "  ratio podman/skiff (medians, true->exit) : $(ratio "$p_med" "$st_med")x"
 echo "  ratio skiff/crun   (medians)             : $(ratio "$s_med" "$c_med")x"
+echo "  network's cost (median with - without)   : $("$PY" -c "print('%.2f' % ($s_med - $sn_med))") ms"
 echo "  target p50 < 100 ms                      : $(verdict "$s_med < 100") (p50 $s_med ms)"
 echo "  target >= 5x faster than podman run      : $(verdict "$p_med / $s_med >= 5")"
 hr

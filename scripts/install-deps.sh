@@ -4,9 +4,11 @@ set -euo pipefail
 export DEBIAN_FRONTEND=noninteractive
 runtime_pkgs=(crun runc ca-certificates)
 build_pkgs=(build-essential pkg-config libh2o-evloop-dev libwslay-dev libjansson-dev libcurl4-openssl-dev
-            libarchive-dev libsqlite3-dev libyaml-dev libssl-dev libisal-dev libseccomp-dev libmnl-dev libnftables-dev)
+            libarchive-dev libsqlite3-dev libyaml-dev libssl-dev libisal-dev libseccomp-dev libmnl-dev libnftables-dev
+            libldns-dev)
 test_pkgs=(clang python3 python3-pytest python3-requests busybox-static jq openssl curl docker-registry skopeo
-           apache2-utils iproute2 util-linux procps nftables azure-cli python3-websocket python3-yaml)
+           apache2-utils iproute2 util-linux procps nftables azure-cli python3-websocket python3-yaml
+           bind9 bind9-dnsutils)
 pkgs=("${runtime_pkgs[@]}" "${build_pkgs[@]}")
 if [ "${1:-}" = "--test" ]; then pkgs+=("${test_pkgs[@]}"); fi
 missing=()

@@ -134,35 +134,6 @@ remove_orphans (agent_t *a)
         }
       store_group_clear (&g);
     }
-  /* network interfaces of groups that are gone (a crash between creating the veth and
-     recording the group): the ports of this skiffd's bridge that no group of its store owns */
-  if (a->cfg.net)
-    {
-      cleanup_free char *brif = skiff_strdup_printf ("/sys/class/net/%s/brif", a->cfg.net->bridge);
-      cleanup_dir DIR *bd = opendir (brif);
-      store_group_t *all = NULL;
-      int n = 0;
-      if (bd && store_group_list (a->store, NULL, NULL, NULL, 0, &all, &n, NULL) == 0)
-        {
-          while ((de = readdir (bd)))
-            {
-              if (de->d_name[0] == '.')
-                continue;
-              int known = 0;
-              for (int k = 0; k < n && !known; k++)
-                {
-                  char ifname[16];
-                  known = strcmp (de->d_name, agent_net_ifname (all[k].id, ifname)) == 0;
-                }
-              if (!known)
-                {
-                  log_info ("removing orphaned network interface %s", de->d_name);
-                  net_group_detach (de->d_name, NULL);
-                }
-            }
-          store_group_free_array (all, n);
-        }
-    }
   /* runtime containers whose group is gone */
   cleanup_dir DIR *rd = opendir (a->runtime_root);
   while (rd && (de = readdir (rd)))
@@ -201,6 +172,8 @@ agent_start (const agent_config_t *cfg, store_t *store, agent_t **out, skiff_err
   pthread_mutex_init (&a->lock, NULL);
   pthread_cond_init (&a->cond, NULL);
   pthread_mutex_init (&a->watch_lock, NULL);
+  pthread_mutex_init (&a->net_lock, NULL);
+  pthread_cond_init (&a->push_cond, NULL);
   pthread_rwlock_init (&a->images_lock, NULL);
   a->rcfg.runtime_path = a->cfg.runtime_path;
   a->rcfg.id_shift = cfg->id_shift;
@@ -213,8 +186,6 @@ agent_start (const agent_config_t *cfg, store_t *store, agent_t **out, skiff_err
   cleanup_free char *report = NULL;
   if (runtime_prepare_host (&a->rcfg, &a->host, &report, err) < 0)
     return skiff_error_wrap (err, "prepare host");
-  if (cfg->net && net_host_setup (cfg->net, err) < 0)
-    return skiff_error_wrap (err, "set up the group network (bridge %s; --network none runs without)", cfg->net->bridge);
   if (report && *report)
     log_info ("host: %s", report);
   {
@@ -246,6 +217,8 @@ agent_start (const agent_config_t *cfg, store_t *store, agent_t **out, skiff_err
     return skiff_error_set (err, EAGAIN, "start watcher thread");
 
   remove_orphans (a);
+  if (agent_net_start (a, err) < 0)
+    return -1;
 
   for (int i = 0; i < a->cfg.workers; i++)
     {
@@ -281,6 +254,7 @@ agent_stop (agent_t *a)
   if (write (a->wake_fd, &one, sizeof (one)) < 0)
     log_warn ("wake watcher: %s", strerror (errno));
   pthread_join (a->watcher, NULL);
+  agent_net_stop (a);
   /* Monitors keep running; only skiffd's own view of them goes away. */
   while (a->watches)
     {

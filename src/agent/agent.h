@@ -9,7 +9,10 @@
 
 #include <stdint.h>
 
+#include <jansson.h>
+
 #include "common/error.h"
+#include "dns/dns.h"
 #include "net/net.h"
 
 struct store;
@@ -27,6 +30,13 @@ typedef struct
   const char *const *insecure_registries;
   const char *registry_ca_file; /* extra CA bundle for registries, may be NULL */
   const net_config_t *net;      /* the group network; NULL: each group has only its loopback */
+  /* public addresses: a pool [public_first, public_last] (host order), or both 0 to publish
+     ports on the host's own addresses (reported as host_address) */
+  uint32_t public_first, public_last;
+  uint32_t host_address;
+  const char *dns_zone;                /* DNS name labels: <label>.<location>.<dns_zone> */
+  dns_server_t *dns;                   /* answers for labels and private zones; may be NULL */
+  const dns_update_target_t *dns_push; /* pushes label records there (RFC 2136); may be NULL */
 } agent_config_t;
 
 typedef struct agent agent_t;
@@ -39,6 +49,21 @@ int agent_start (const agent_config_t *cfg, struct store *store, agent_t **out, 
 
 /* Queues group `group_id` for reconciliation. Thread-safe, never blocks on host work. */
 void agent_notify (agent_t *a, const char *group_id);
+
+struct store_group_s;
+
+/* Claims what a group's ipAddress asks for before the group is stored (its id must be final):
+ * a public address from the pool, or its ports on the host's own addresses (409 PortAlreadyInUse
+ * when another group or a host process has one), and its DNS name (409
+ * DnsNameLabelAlreadyInUse). What the spec no longer asks for is given back. ARM errors. */
+int agent_net_claim (agent_t *a, const char *tenant, const struct store_group_s *g, skiff_error_t *err);
+
+/* Fills ipAddress.ip and ipAddress.fqdn of a group's ARM view from what it holds. a NULL: no-op. */
+void agent_net_view (agent_t *a, const struct store_group_s *g, json_t *ip_view);
+
+/* Tells the agent that network resources (virtual networks, subnets, private DNS zones, their
+ * links) changed: it brings DNS records and host networking in step, asynchronously. NULL is fine. */
+void agent_network_changed (agent_t *a);
 
 /* Reads the log of a container: last `tail` lines (tail < 0: all, capped at 4 MB),
  * each prefixed by its RFC 3339 timestamp when `timestamps`. *out is owned. */

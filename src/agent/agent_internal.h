@@ -12,6 +12,13 @@
 
 #define AGENT_MAX_WORKERS 16
 
+/* A growable set of IPv4 addresses. */
+typedef struct
+{
+  uint32_t *v;
+  size_t n, cap;
+} agent_u32vec_t;
+
 typedef struct watch
 {
   struct watch *next;
@@ -46,11 +53,66 @@ struct agent
   pthread_t watcher;
   pthread_mutex_t watch_lock;
   watch_t *watches;
+
+  /* networking (network.c) */
+  pthread_mutex_t net_lock; /* one sync at a time; guards the fields below */
+  pthread_cond_t push_cond;
+  int push_pending;
+  pthread_t pusher;
+  int pusher_started;
+  agent_u32vec_t dns_gw; /* gateway addresses the DNS server listens on */
 };
+
+/* ---- networking (network.c) ---- */
 
 /* Writes the host-side interface name of a group's veth ("sk" and 13 hex digits of its id) into
  * buf (>= 16 bytes) and returns buf. */
 const char *agent_net_ifname (const char *group_id, char *buf);
+
+/* Where a group's network namespace is plugged in. */
+typedef struct
+{
+  char bridge[16];
+  uint32_t subnet, gateway; /* host order; 0 without group networking */
+  int prefix;
+  char *vnet_id; /* owned; NULL on the default network */
+} agent_net_place_t;
+
+/* Finds where a group with this spec goes: its first subnet's virtual network, or the default
+ * network. Zeroes *p without group networking. 404 SubnetNotFound for a missing subnet. */
+int agent_net_place (agent_t *a, json_t *spec, agent_net_place_t *p, skiff_error_t *err);
+void agent_net_place_clear (agent_net_place_t *p);
+
+/* Gives the group its address (kept across stops) and plugs the namespace pinned under ns_dir
+ * in; fills *p and *addr (0 without group networking). Syncs the host when the group publishes
+ * ports, has a DNS name or lives in a virtual network. */
+int agent_net_attach (agent_t *a, store_group_t *g, const char *ns_dir, agent_net_place_t *p, uint32_t *addr,
+                      skiff_error_t *err);
+
+/* Unplugs the group's interface (the address stays with the group). */
+void agent_net_detach (agent_t *a, const char *group_id);
+
+/* Gives back everything the group holds (addresses, host ports, DNS name) and syncs. */
+void agent_net_release (agent_t *a, const char *group_id);
+
+/* The group's resolv.conf (owned): skiff's DNS on the gateway first, then dnsConfig's name
+ * servers (or the host's non-loopback ones), searchDomains and options. */
+char *agent_net_resolv_conf (agent_t *a, json_t *spec, const agent_net_place_t *p);
+
+/* The group's FQDN from its dnsNameLabel (owned, lowercase), NULL without a label. */
+char *agent_net_fqdn (agent_t *a, const char *tenant, const store_group_t *g);
+
+/* Brings bridges, nftables elements, public addresses and DNS records in step with the store. */
+void agent_net_sync (agent_t *a);
+
+/* Releases claims of groups that are gone and unplugs interfaces no group owns. */
+void agent_net_remove_orphans (agent_t *a);
+
+/* Sets up host networking, repairs it from the store and starts the DNS update thread. */
+int agent_net_start (agent_t *a, skiff_error_t *err);
+
+/* Stops the DNS update thread. */
+void agent_net_stop (agent_t *a);
 
 /* Returns the data folder. */
 const char *agent_data_dir (agent_t *a);

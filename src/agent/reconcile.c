@@ -96,16 +96,7 @@ agent_teardown (agent_t *a, const char *group_id, teardown_t mode)
           skiff_error_release (&e);
         }
     }
-  if (a->cfg.net)
-    {
-      char ifname[16];
-      skiff_error_t ne = NULL;
-      if (net_group_detach (agent_net_ifname (group_id, ifname), &ne) < 0)
-        {
-          log_warn ("group %s: remove its network interface: %s", group_id, ne->msg);
-          skiff_error_release (&ne);
-        }
-    }
+  agent_net_detach (a, group_id);
   cleanup_free char *ns = skiff_strdup_printf ("%s/ns", gdir);
   runtime_release_namespaces (ns, NULL);
   cleanup_free char *cg = skiff_strdup_printf ("/skiff/%s", group_id);
@@ -325,44 +316,9 @@ res_value (json_t *cprops, const char *which, const char *key)
   return v ? json_real_value (v) : 0;
 }
 
-const char *
-agent_net_ifname (const char *group_id, char *buf)
-{
-  size_t n = 0;
-  buf[n++] = 's';
-  buf[n++] = 'k';
-  for (const char *p = group_id; *p && n < 15; p++)
-    if (*p != '-')
-      buf[n++] = *p;
-  buf[n] = '\0';
-  return buf;
-}
-
-/* Gives the group network namespace its address on the group network (kept in the store
- * across stops and restarts, given back on delete). *addr is 0 without group networking. */
-static int
-attach_network (agent_t *a, store_group_t *g, const char *ns, uint32_t *addr, skiff_error_t *err)
-{
-  *addr = 0;
-  const net_config_t *nc = a->cfg.net;
-  if (nc == NULL)
-    return 0;
-  uint32_t size = nc->prefix >= 32 ? 1 : (uint32_t)1 << (32 - nc->prefix);
-  /* the first address is the network, then the gateway; the last is the broadcast */
-  if (store_address_allocate (a->store, g->id, nc->gateway + 1, nc->subnet + size - 2, addr, err) < 0)
-    return -1;
-  char ifname[16];
-  cleanup_free char *netns = skiff_strdup_printf ("%s/net", ns);
-  int64_t t = skiff_monotonic_ns ();
-  if (net_group_attach (nc, netns, agent_net_ifname (g->id, ifname), *addr, err) < 0)
-    return skiff_error_wrap (err, "connect the group's network");
-  log_debug ("group %s: network attach %.2f ms", g->id, (double)(skiff_monotonic_ns () - t) / 1e6);
-  return 0;
-}
-
 /* Writes /etc/hosts, /etc/hostname and /etc/resolv.conf for the group. */
 static int
-write_etc (const char *gdir, const char *hostname, uint32_t addr, skiff_error_t *err)
+write_etc (const char *gdir, const char *hostname, uint32_t addr, const char *resolv, skiff_error_t *err)
 {
   cleanup_free char *etc = skiff_strdup_printf ("%s/etc", gdir);
   if (skiff_mkdir_p (etc, 0755, err) < 0)
@@ -378,7 +334,8 @@ write_etc (const char *gdir, const char *hostname, uint32_t addr, skiff_error_t 
   cleanup_free char *p1 = skiff_strdup_printf ("%s/hosts", etc);
   cleanup_free char *p2 = skiff_strdup_printf ("%s/hostname", etc);
   cleanup_free char *p3 = skiff_strdup_printf ("%s/resolv.conf", etc);
-  const char *resolv = "# skiff: this group has no external network yet\noptions ndots:0\n";
+  if (resolv == NULL)
+    resolv = "# skiff: this group has no network but its loopback\noptions ndots:0\n";
   if (skiff_write_file_replace (p1, hosts, strlen (hosts), 0644, err) < 0
       || skiff_write_file_replace (p2, hn, strlen (hn), 0644, err) < 0
       || skiff_write_file_replace (p3, resolv, strlen (resolv), 0644, err) < 0)
@@ -428,6 +385,8 @@ create_group (agent_t *a, store_group_t *g, skiff_error_t *err)
   cleanup_free char *etc_hosts = skiff_strdup_printf ("%s/etc/hosts", gdir);
   cleanup_free char *etc_hostname = skiff_strdup_printf ("%s/etc/hostname", gdir);
   cleanup_free char *etc_resolv = skiff_strdup_printf ("%s/etc/resolv.conf", gdir);
+  cleanup_free char *resolv = NULL;
+  agent_net_place_t place = { 0 };
   /* pull every image first: nothing is started unless all of them are there. A prune waits
      until the images this group uses are recorded in its folder. */
   pthread_rwlock_rdlock (&a->images_lock);
@@ -479,8 +438,10 @@ create_group (agent_t *a, store_group_t *g, skiff_error_t *err)
   int64_t t_pulled = skiff_monotonic_ns ();
 
   uint32_t addr = 0;
-  if (runtime_pin_namespaces (ns, g->name, err) < 0 || attach_network (a, g, ns, &addr, err) < 0
-      || write_etc (gdir, g->name, addr, err) < 0)
+  if (runtime_pin_namespaces (ns, g->name, err) < 0 || agent_net_attach (a, g, ns, &place, &addr, err) < 0)
+    goto out;
+  resolv = addr ? agent_net_resolv_conf (a, g->spec, &place) : NULL;
+  if (write_etc (gdir, g->name, addr, resolv, err) < 0)
     goto out;
 
   monitor = json_pack ("{s:s,s:s,s:s,s:s,s:{s:i,s:i,s:i},s:i,s:I,s:[],s:[]}", "group", g->id, "runtime",
@@ -584,6 +545,7 @@ out:
       image_free (images[i]);
   free (images);
   free (creds);
+  agent_net_place_clear (&place);
   if (monitor)
     json_decref (monitor);
   return rc;
@@ -655,7 +617,7 @@ agent_reconcile (agent_t *a, const char *group_id)
     {
       store_event_add (a->store, g.id, NULL, "Killing", "Normal", "Deleting container group", skiff_now_ns (), 0, NULL);
       agent_teardown (a, g.id, TEARDOWN_ALL);
-      store_address_release (a->store, g.id, NULL);
+      agent_net_release (a, g.id);
       store_op_finish_group (a->store, g.id, "Succeeded", NULL, NULL);
       if (store_group_delete (a->store, g.id, &err) < 0)
         log_error ("group %s: delete: %s", g.id, err->msg);

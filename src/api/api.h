@@ -7,6 +7,7 @@
 #define SKIFF_API_API_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include <openssl/evp.h>
 
@@ -37,6 +38,8 @@ typedef struct
   const char *const *audiences; /* accepted token audiences, NULL-terminated (trailing '/' ignored) */
   int token_lifetime_s;         /* access-token lifetime (default 3600) */
   api_sessions_t *sessions;     /* exec/attach sessions; NULL: exec and attach are refused */
+  uint32_t host_net;            /* the host's default group network (host order); virtual networks */
+  int host_net_prefix;          /* may not overlap it. 0/0: none */
 } api_ctx_t;
 
 typedef struct

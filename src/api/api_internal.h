@@ -85,6 +85,23 @@ void api_handle_principals (call_t *c);
 /* Serves {scope}/providers/Microsoft.Authorization/...; first is the index of the `providers` segment. */
 void api_handle_authorization (call_t *c, int first);
 
+/* ---- network resources (network.c) ---- */
+
+struct store;
+
+/* Serves .../providers/Microsoft.Network/{virtualNetworks[/subnets] | privateDnsZones[/
+ * virtualNetworkLinks]} at resource-group scope and their lists at subscription scope; first is
+ * the index of the `providers` segment. */
+void api_handle_network (call_t *c, int first);
+
+/* The number of network resources (virtual networks and private DNS zones) in a resource group. */
+int api_network_rg_count (struct store *store, const char *sub, const char *rg, int64_t *count, skiff_error_t *err);
+
+/* 0 when subnet_id names an existing subnet of this subscription delegated to
+ * Microsoft.ContainerInstance/containerGroups. ARM errors: 400 InvalidSubnetId, 404
+ * VirtualNetworkNotFound / SubnetNotFound, 400 SubnetMissingRequiredDelegation. */
+int api_subnet_resolve (struct store *store, const char *sub, const char *subnet_id, skiff_error_t *err);
+
 /* ---- exec and attach sessions (sessions.c) ---- */
 
 /* Handles POST .../containers/{c}/exec|attach for a running group. */

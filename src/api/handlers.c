@@ -92,7 +92,9 @@ group_arm (call_t *c, store_group_t *g, int with_iv)
                            .state = g->state,
                            .containers_view = g->containers_view,
                            .events = events };
-  return model_group_to_arm (&v, with_iv);
+  json_t *arm = model_group_to_arm (&v, with_iv);
+  agent_net_view (c->ctx->agent, g, json_object_get (json_object_get (arm, "properties"), "ipAddress"));
+  return arm;
 }
 
 static void
@@ -234,6 +236,20 @@ handle_resource_group (call_t *c)
           store_rg_clear (&cur);
           return api_reply_skiff_error (c, err);
         }
+      int64_t nets = 0;
+      if (api_network_rg_count (c->ctx->store, c->ctx->subscription_id, rg, &nets, &err) < 0)
+        {
+          store_rg_clear (&cur);
+          return api_reply_skiff_error (c, err);
+        }
+      if (nets > 0 && n == 0)
+        {
+          cleanup_free char *m = skiff_strdup_printf (
+              "The resource group '%s' still holds %lld virtual network(s) or private DNS zone(s). Delete them first.",
+              cur.name, (long long)nets);
+          store_rg_clear (&cur);
+          return api_reply_error (c, 409, "ResourceGroupNotEmpty", m, NULL);
+        }
       if (n > 0)
         {
           cleanup_free char *m
@@ -331,6 +347,11 @@ handle_group_put (call_t *c, const char *rg, const char *name, store_rg_t *r)
   cleanup_json json_t *spec = NULL;
   if (model_parse_group (c->req->body, c->req->body_len, name, &c->ctx->limits, &spec, &err) < 0)
     return api_reply_skiff_error (c, err);
+  /* a subnet must exist and be delegated to container groups */
+  const char *subnet_id = json_string_value (
+      json_object_get (json_array_get (json_object_get (json_object_get (spec, "properties"), "subnetIds"), 0), "id"));
+  if (subnet_id && api_subnet_resolve (c->ctx->store, c->ctx->subscription_id, subnet_id, &err) < 0)
+    return api_reply_skiff_error (c, err);
   store_group_t cur = { 0 };
   if (store_group_get (c->ctx->store, c->ctx->subscription_id, rg, name, &cur, &err) < 0)
     return api_reply_skiff_error (c, err);
@@ -355,7 +376,19 @@ handle_group_put (call_t *c, const char *rg, const char *name, store_rg_t *r)
                       .provisioning_state = (char *)"Pending",
                       .desired = (char *)"Running" };
   if (cur.id)
-    g.name = cur.name; /* keep the first spelling */
+    {
+      g.name = cur.name; /* keep the first spelling */
+      free (g.id);
+      g.id = skiff_strdup (cur.id); /* an update keeps the group's id */
+    }
+  /* addresses, host ports and the DNS name are claimed before the group is recorded, so a clash
+     is the PUT's answer (a crash in between leaves claims that the next start gives back) */
+  if (c->ctx->agent && agent_net_claim (c->ctx->agent, c->ctx->tenant_id, &g, &err) < 0)
+    {
+      free (g.id);
+      store_group_clear (&cur);
+      return api_reply_skiff_error (c, err);
+    }
   int created = 0;
   int rc = store_group_put (c->ctx->store, &g, op_id, &created, &err);
   cleanup_free char *id = g.id;
@@ -775,6 +808,12 @@ route (call_t *c)
   /* {sub}/resourcegroups[/{rg}] */
   if (api_seg_is (c, 2, "resourcegroups") && p->n <= 4)
     return handle_resource_group (c);
+  /* Microsoft.Network at subscription ({sub}/providers/...) or resource-group scope */
+  if (p->n >= 5 && api_seg_is (c, 2, "providers") && api_seg_is (c, 3, "Microsoft.Network"))
+    return api_handle_network (c, 2);
+  if (p->n >= 7 && api_seg_is (c, 2, "resourcegroups") && api_seg_is (c, 4, "providers")
+      && api_seg_is (c, 5, "Microsoft.Network"))
+    return api_handle_network (c, 4);
   /* {sub}/providers/Microsoft.ContainerInstance/... */
   if (api_seg_is (c, 2, "providers"))
     {

@@ -149,6 +149,8 @@ enable_ip_forward (skiff_error_t *err)
   return 0;
 }
 
+static int set_conf (const char *ifname, const char *key, const char *value, skiff_error_t *err);
+
 int
 net_host_setup (const net_config_t *cfg, skiff_error_t *err)
 {
@@ -173,11 +175,123 @@ net_host_setup (const net_config_t *cfg, skiff_error_t *err)
         return skiff_error_set (err, ENODEV, "bridge `%s` vanished after creation", c.bridge);
     }
   if (nl_addr_replace (&nl, index, c.gateway, c.prefix, err) < 0
-      || nl_addr_prune (&nl, index, c.gateway, c.prefix, err) < 0 || nl_link_up (&nl, c.bridge, err) < 0)
+      || nl_addr_prune (&nl, index, &c.gateway, &c.prefix, 1, err) < 0 || nl_link_up (&nl, c.bridge, err) < 0)
     return skiff_error_wrap (err, "set up bridge `%s`", c.bridge);
-  if (enable_ip_forward (err) < 0)
+  if (set_conf (c.bridge, "route_localnet", "1", err) < 0 || set_conf (c.bridge, "send_redirects", "0", err) < 0
+      || enable_ip_forward (err) < 0)
     return -1;
-  return net_nft_apply (&c, err);
+  if (net_nft_apply (&c, err) < 0)
+    return -1;
+  const char *bridges[] = { c.bridge };
+  net_rules_t r = { .bridges = bridges, .n_bridges = 1, .gateways = &c.gateway, .n_gateways = 1 };
+  return net_nft_sync (c.table, &r, err);
+}
+
+/* Writes value to /proc/sys/net/ipv4/conf/<ifname>/<key>. */
+static int
+set_conf (const char *ifname, const char *key, const char *value, skiff_error_t *err)
+{
+  char path[128];
+  snprintf (path, sizeof path, "/proc/sys/net/ipv4/conf/%s/%s", ifname, key);
+  cleanup_close int fd = open (path, O_WRONLY | O_CLOEXEC);
+  if (fd < 0 || write (fd, value, strlen (value)) < 0)
+    return skiff_error_set (err, errno, "write %s", path);
+  return 0;
+}
+
+/* Makes sure an interface of this kind called name exists, up, with exactly these addresses. */
+static int
+ensure_link (const char *name, const char *kind, const uint32_t *addrs, const int *prefixes, size_t n,
+             skiff_error_t *err)
+{
+  if (!net_valid_ifname (name))
+    return skiff_error_set (err, EINVAL, "interface name `%.32s` is not 1..15 characters of [A-Za-z0-9_.-]",
+                            name ? name : "");
+  if (n > 1024)
+    return skiff_error_set (err, E2BIG, "more than 1024 addresses for `%s`", name);
+  cleanup_nl nl_t nl = { 0 };
+  if (nl_open (&nl, err) < 0)
+    return -1;
+  int index;
+  char have[32];
+  if (nl_link_get (&nl, name, &index, have, err) < 0)
+    return -1;
+  if (index > 0 && strcmp (have, kind) != 0)
+    return skiff_error_set (err, EEXIST, "interface `%s` exists and is not a %s (%s)", name, kind,
+                            have[0] ? have : "no kind");
+  if (index == 0)
+    {
+      if (nl_link_add_kind (&nl, name, kind, err) < 0 || nl_link_get (&nl, name, &index, NULL, err) < 0)
+        return -1;
+      if (index == 0)
+        return skiff_error_set (err, ENODEV, "%s `%s` vanished after creation", kind, name);
+    }
+  for (size_t i = 0; i < n; i++)
+    if (nl_addr_replace (&nl, index, addrs[i], prefixes[i], err) < 0)
+      return skiff_error_wrap (err, "set up %s `%s`", kind, name);
+  if (nl_addr_prune (&nl, index, addrs, prefixes, n, err) < 0 || nl_link_up (&nl, name, err) < 0)
+    return skiff_error_wrap (err, "set up %s `%s`", kind, name);
+  return 0;
+}
+
+int
+net_bridge_ensure (const net_bridge_t *b, skiff_error_t *err)
+{
+  if (ensure_link (b->name, "bridge", b->gateways, b->prefixes, b->n, err) < 0)
+    return -1;
+  /* loopback-sourced connections to published ports are routed into the bridge (then
+     masqueraded); containers of two subnets of one bridge talk through the host, which must not
+     tell them to go direct */
+  if (set_conf (b->name, "route_localnet", "1", err) < 0 || set_conf (b->name, "send_redirects", "0", err) < 0)
+    return -1;
+  return enable_ip_forward (err);
+}
+
+static int
+remove_link (const char *name, const char *kind, skiff_error_t *err)
+{
+  if (!net_valid_ifname (name))
+    return skiff_error_set (err, EINVAL, "interface name `%.32s` is not valid", name ? name : "");
+  cleanup_nl nl_t nl = { 0 };
+  if (nl_open (&nl, err) < 0)
+    return -1;
+  int index;
+  char have[32];
+  if (nl_link_get (&nl, name, &index, have, err) < 0)
+    return -1;
+  if (index == 0)
+    return 0;
+  if (strcmp (have, kind) != 0)
+    return skiff_error_set (err, EEXIST, "interface `%s` is not a %s: left alone", name, kind);
+  return nl_link_del (&nl, index, err);
+}
+
+int
+net_bridge_remove (const char *name, skiff_error_t *err)
+{
+  return remove_link (name, "bridge", err);
+}
+
+int
+net_local_addrs_sync (const char *ifname, const uint32_t *addrs, size_t n, skiff_error_t *err)
+{
+  if (n == 0)
+    return remove_link (ifname, "dummy", err);
+  cleanup_free int *prefixes = calloc (n, sizeof (int));
+  if (prefixes == NULL)
+    return skiff_error_set (err, ENOMEM, "address list");
+  for (size_t i = 0; i < n; i++)
+    prefixes[i] = 32;
+  return ensure_link (ifname, "dummy", addrs, prefixes, n, err);
+}
+
+int
+net_rules_sync (const char *table, const net_rules_t *r, skiff_error_t *err)
+{
+  if (table == NULL || !valid_table (table))
+    return skiff_error_set (err, EINVAL, "nftables table name `%.70s` is not 1..64 characters of [A-Za-z0-9_]",
+                            table ? table : "");
+  return net_nft_sync (table, r, err);
 }
 
 int
@@ -254,7 +368,12 @@ net_group_attach (const net_config_t *cfg, const char *netns_path, const char *h
   if (delete_veth (&host_nl, host_ifname, err) < 0)
     return -1;
 
-  if (nl_veth_add (&host_nl, host_ifname, br, NET_CONTAINER_IFNAME, nsfd, err) < 0)
+  /* the MAC follows the address (locally administered 0a:58 and the four address bytes), so
+     the neighbour entries of the host and of other groups stay right when a group comes back
+     with its address on a new veth */
+  const uint8_t mac[6]
+      = { 0x0a, 0x58, (uint8_t)(addr >> 24), (uint8_t)(addr >> 16), (uint8_t)(addr >> 8), (uint8_t)addr };
+  if (nl_veth_add (&host_nl, host_ifname, br, NET_CONTAINER_IFNAME, nsfd, mac, err) < 0)
     {
       if ((*err)->status != EEXIST)
         return -1;
@@ -262,7 +381,7 @@ net_group_attach (const net_config_t *cfg, const char *netns_path, const char *h
       skiff_error_release (err);
       if (delete_veth (&ns_nl, NET_CONTAINER_IFNAME, err) < 0)
         return skiff_error_wrap (err, "network namespace `%s`", netns_path);
-      if (nl_veth_add (&host_nl, host_ifname, br, NET_CONTAINER_IFNAME, nsfd, err) < 0)
+      if (nl_veth_add (&host_nl, host_ifname, br, NET_CONTAINER_IFNAME, nsfd, mac, err) < 0)
         return -1;
     }
 

@@ -8,6 +8,7 @@
 #ifndef SKIFF_NET_NET_H
 #define SKIFF_NET_NET_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #include "common/error.h"
@@ -39,12 +40,62 @@ typedef struct
  * bridge's name exists and is not a bridge. */
 int net_host_setup (const net_config_t *cfg, skiff_error_t *err);
 
+/* A bridge with the gateway addresses of the subnets behind it (a virtual network's subnets
+ * share one bridge). */
+typedef struct
+{
+  const char *name;
+  const uint32_t *gateways; /* host order */
+  const int *prefixes;
+  size_t n;
+} net_bridge_t;
+
+/* Makes sure bridge b exists and is up with exactly its gateway addresses (others removed),
+ * with route_localnet on (published loopback addresses reach it) and ICMP redirects off. */
+int net_bridge_ensure (const net_bridge_t *b, skiff_error_t *err);
+
+/* Removes the bridge called name; a missing one is fine, a non-bridge is an error (EEXIST). */
+int net_bridge_remove (const char *name, skiff_error_t *err);
+
+/* Makes sure the dummy interface `ifname` exists, is up and carries exactly these addresses as
+ * /32 (public addresses the host must answer for); n == 0 removes the interface. */
+int net_local_addrs_sync (const char *ifname, const uint32_t *addrs, size_t n, skiff_error_t *err);
+
+/* A published port: traffic to public_addr:port (public_addr 0: any of the host's own
+ * addresses) goes to group_addr:port. */
+typedef struct
+{
+  uint32_t public_addr;
+  int udp; /* 0: TCP */
+  int port;
+  uint32_t group_addr;
+} net_portmap_t;
+
+/* The dynamic part of the rule set. Bridges in the same set talk among themselves; between two
+ * different bridges nothing passes; into a bridge only replies and published ports pass. */
+typedef struct
+{
+  const char *const *bridges; /* every skiff bridge (the default one and the virtual networks') */
+  size_t n_bridges;
+  const uint32_t *gateways; /* the bridges' addresses: containers may ask them for DNS (port 53) */
+  size_t n_gateways;
+  const uint32_t *public_addrs; /* every allocated public address: ports not published are refused */
+  size_t n_public;
+  const net_portmap_t *maps;
+  size_t n_maps;
+} net_rules_t;
+
+/* Replaces the elements of the table's sets and maps with r's in one nftables transaction (the
+ * table must exist: net_host_setup). At most 65536 elements of each kind. */
+int net_rules_sync (const char *table, const net_rules_t *r, skiff_error_t *err);
+
 /* Removes the nftables table and the bridge; missing ones are fine. Leaves ip_forward as it is. */
 int net_host_teardown (const net_config_t *cfg, skiff_error_t *err);
 
 /* Connects the network namespace pinned at netns_path: a veth pair, host side `host_ifname`
  * (<= 15 chars) enslaved to the bridge and up, the other side created inside the namespace as
- * eth0 with addr/prefix, up, with a default route via the gateway; lo is brought up too.
+ * eth0 with addr/prefix and the MAC 0a:58:<addr> (stable across re-attach), up, with a default
+ * route via the gateway; lo is brought up too.
  * An existing veth called host_ifname is deleted first (re-attach after a crash), as is a stale
  * eth0 in the namespace; an existing non-veth interface with that name is an error (EEXIST).
  * addr must lie inside the subnet and be neither the network, broadcast nor gateway address.

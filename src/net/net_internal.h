@@ -8,6 +8,8 @@
 #include "common/error.h"
 #include "net/net.h"
 
+#define NET_MAX_ELEMENTS 65536
+
 /* A configuration with the defaults filled in and checked. */
 typedef struct
 {
@@ -57,19 +59,22 @@ int nl_link_del (nl_t *nl, int index, skiff_error_t *err);
 /* Sets IFF_UP on the link named `name`. */
 int nl_link_up (nl_t *nl, const char *name, skiff_error_t *err);
 
+/* Creates a link of this kind ("bridge", "dummy") called name (EEXIST is fine). */
+int nl_link_add_kind (nl_t *nl, const char *name, const char *kind, skiff_error_t *err);
+
 /* Creates a bridge called name (EEXIST is fine: a concurrent creator won). */
 int nl_bridge_add (nl_t *nl, const char *name, skiff_error_t *err);
 
 /* Creates a veth pair: `name` here, up, enslaved to master_index; the peer `peer_name`, up,
  * directly in the network namespace peer_netns_fd. */
 int nl_veth_add (nl_t *nl, const char *name, int master_index, const char *peer_name, int peer_netns_fd,
-                 skiff_error_t *err);
+                 const uint8_t *peer_mac, skiff_error_t *err);
 
 /* Gives ifindex the IPv4 address addr/prefix (replacing the same address). */
 int nl_addr_replace (nl_t *nl, int ifindex, uint32_t addr, int prefix, skiff_error_t *err);
 
-/* Removes every IPv4 address of ifindex except addr/prefix. */
-int nl_addr_prune (nl_t *nl, int ifindex, uint32_t addr, int prefix, skiff_error_t *err);
+/* Removes every IPv4 address of ifindex except the n_keep keep[i]/prefixes[i]. */
+int nl_addr_prune (nl_t *nl, int ifindex, const uint32_t *keep, const int *prefixes, size_t n_keep, skiff_error_t *err);
 
 /* Installs (or replaces) the IPv4 default route via gateway on ifindex in the main table. */
 int nl_route_default (nl_t *nl, int ifindex, uint32_t gateway, skiff_error_t *err);
@@ -79,8 +84,11 @@ int nl_link_names (nl_t *nl, const char *prefix, char ***names, skiff_error_t *e
 
 /* ---- nftables (nft.c) ---- */
 
-/* Replaces the content of `inet <table>` with the rule set for c, in one transaction. */
+/* Replaces `inet <table>` with the static chains and empty sets, in one transaction. */
 int net_nft_apply (const net_cfg_t *c, skiff_error_t *err);
+
+/* Replaces the elements of the table's sets and maps with r's, in one transaction. */
+int net_nft_sync (const char *table, const net_rules_t *r, skiff_error_t *err);
 
 /* Deletes `inet <table>`; a missing table is fine. */
 int net_nft_delete (const char *table, skiff_error_t *err);

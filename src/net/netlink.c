@@ -252,19 +252,26 @@ nl_link_up (nl_t *nl, const char *name, skiff_error_t *err)
 int
 nl_bridge_add (nl_t *nl, const char *name, skiff_error_t *err)
 {
+  return nl_link_add_kind (nl, name, "bridge", err);
+}
+
+int
+nl_link_add_kind (nl_t *nl, const char *name, const char *kind, skiff_error_t *err)
+{
   char buf[MNL_SOCKET_BUFFER_SIZE];
   struct nlmsghdr *nlh = link_msg (buf, RTM_NEWLINK, NLM_F_CREATE | NLM_F_EXCL, 0);
   mnl_attr_put_strz (nlh, IFLA_IFNAME, name);
   struct nlattr *info = mnl_attr_nest_start (nlh, IFLA_LINKINFO);
-  mnl_attr_put_strz (nlh, IFLA_INFO_KIND, "bridge");
+  mnl_attr_put_strz (nlh, IFLA_INFO_KIND, kind);
   mnl_attr_nest_end (nlh, info);
   if (nl_talk (nl, nlh, NULL, NULL) < 0 && errno != EEXIST)
-    return skiff_error_set (err, errno, "create bridge `%s`", name);
+    return skiff_error_set (err, errno, "create %s `%s`", kind, name);
   return 0;
 }
 
 int
-nl_veth_add (nl_t *nl, const char *name, int master_index, const char *peer_name, int peer_netns_fd, skiff_error_t *err)
+nl_veth_add (nl_t *nl, const char *name, int master_index, const char *peer_name, int peer_netns_fd,
+             const uint8_t *peer_mac, skiff_error_t *err)
 {
   char buf[MNL_SOCKET_BUFFER_SIZE];
   struct nlmsghdr *nlh = link_msg (buf, RTM_NEWLINK, NLM_F_CREATE | NLM_F_EXCL, 0);
@@ -281,6 +288,8 @@ nl_veth_add (nl_t *nl, const char *name, int master_index, const char *peer_name
   struct ifinfomsg *pifi = mnl_nlmsg_put_extra_header (nlh, sizeof *pifi);
   pifi->ifi_family = AF_UNSPEC; /* not IFF_UP: the peer cannot be opened before its pair exists (ENOTCONN) */
   mnl_attr_put_strz (nlh, IFLA_IFNAME, peer_name);
+  if (peer_mac)
+    mnl_attr_put (nlh, IFLA_ADDRESS, 6, peer_mac);
   mnl_attr_put_u32 (nlh, IFLA_NET_NS_FD, (uint32_t)peer_netns_fd);
   mnl_attr_nest_end (nlh, peer);
   mnl_attr_nest_end (nlh, data);
@@ -364,7 +373,7 @@ addr_dump_cb (const struct nlmsghdr *nlh, void *data)
 }
 
 int
-nl_addr_prune (nl_t *nl, int ifindex, uint32_t addr, int prefix, skiff_error_t *err)
+nl_addr_prune (nl_t *nl, int ifindex, const uint32_t *keep, const int *prefixes, size_t n_keep, skiff_error_t *err)
 {
   char buf[MNL_SOCKET_BUFFER_SIZE];
   struct nlmsghdr *nlh = mnl_nlmsg_put_header (buf);
@@ -382,7 +391,10 @@ nl_addr_prune (nl_t *nl, int ifindex, uint32_t addr, int prefix, skiff_error_t *
     return skiff_error_set (err, E2BIG, "interface %d has more than %d addresses", ifindex, NL_MAX_ADDRS);
   for (size_t i = 0; i < l.n; i++)
     {
-      if (v[i].addr == addr && v[i].prefix == prefix)
+      int kept = 0;
+      for (size_t k = 0; k < n_keep && !kept; k++)
+        kept = v[i].addr == keep[k] && v[i].prefix == prefixes[k];
+      if (kept)
         continue;
       nlh = addr_msg (buf, RTM_DELADDR, 0, ifindex, v[i].addr, v[i].prefix);
       if (nl_talk (nl, nlh, NULL, NULL) < 0 && errno != EADDRNOTAVAIL)

@@ -19,6 +19,7 @@
 #include "common/log.h"
 #include "common/util.h"
 #include "identity.h"
+#include "netconfig.h"
 #include "store/store.h"
 
 #define MAX_LOCATIONS 16
@@ -49,7 +50,16 @@ usage (FILE *f)
               "  --socket PATH           plain-HTTP unix socket for local clients (default DATA/api.sock)\n"
               "  --token-lifetime N      access-token lifetime in seconds (default 3600)\n"
               "  --network CIDR|none     the groups' private network (default 10.242.0.0/16)\n"
-              "  --bridge NAME           its bridge, also the name of its nftables table (default skiff0)\n");
+              "  --bridge NAME           its bridge, also the name of its nftables table (default skiff0)\n"
+              "  --public-ips POOL       public addresses: CIDR or FIRST-LAST, or `host` to publish ports on\n"
+              "                          this host's own addresses (default 127.42.0.0/16, reached from the host)\n"
+              "  --host-address IP       with --public-ips host: the address groups report (default: the first\n"
+              "                          non-loopback address)\n"
+              "  --dns-zone ZONE         DNS name labels are LABEL.LOCATION.ZONE (default skiff.internal)\n"
+              "  --dns-listen ADDR:PORT|none  skiff's DNS server (default 127.0.0.1:8053)\n"
+              "  --dns-update-server ADDR[:PORT]  also push the label records there (RFC 2136)\n"
+              "  --dns-update-zone ZONE  the zone updated there (default --dns-zone)\n"
+              "  --dns-update-key FILE   the TSIG key for the updates (tsig-keygen's format)\n");
 }
 
 static int
@@ -101,7 +111,11 @@ main (int argc, char **argv)
   const char *monitor = NULL, *registry_ca = NULL, *tls_cert = NULL, *tls_key = NULL, *socket_path = NULL;
   const char *host_names[MAX_HOST_NAMES + 1] = { 0 };
   int n_host_names = 0, token_lifetime = 3600;
-  const char *network = "10.242.0.0/16", *bridge = "skiff0";
+  skiffd_netopts_t netopts = { .network = "10.242.0.0/16",
+                               .bridge = "skiff0",
+                               .public_ips = "127.42.0.0/16",
+                               .dns_zone = "skiff.internal",
+                               .dns_listen = "127.0.0.1:8053" };
   int port = 8780, workers = 4, api_threads = 2, backoff_initial = 10000, backoff_max = 300000, grace = 10;
   long long log_max = 4 * 1024 * 1024;
   double overcommit = 1.0;
@@ -131,6 +145,13 @@ main (int argc, char **argv)
                                         { "token-lifetime", required_argument, 0, 'E' },
                                         { "network", required_argument, 0, 'N' },
                                         { "bridge", required_argument, 0, 'R' },
+                                        { "public-ips", required_argument, 0, 1001 },
+                                        { "host-address", required_argument, 0, 1002 },
+                                        { "dns-zone", required_argument, 0, 1003 },
+                                        { "dns-listen", required_argument, 0, 1004 },
+                                        { "dns-update-server", required_argument, 0, 1005 },
+                                        { "dns-update-zone", required_argument, 0, 1006 },
+                                        { "dns-update-key", required_argument, 0, 1007 },
                                         { "help", no_argument, 0, 'h' },
                                         { 0, 0, 0, 0 } };
   int c;
@@ -202,10 +223,31 @@ main (int argc, char **argv)
           token_lifetime = atoi (optarg);
           break;
         case 'N':
-          network = optarg;
+          netopts.network = optarg;
           break;
         case 'R':
-          bridge = optarg;
+          netopts.bridge = optarg;
+          break;
+        case 1001:
+          netopts.public_ips = optarg;
+          break;
+        case 1002:
+          netopts.host_address = optarg;
+          break;
+        case 1003:
+          netopts.dns_zone = optarg;
+          break;
+        case 1004:
+          netopts.dns_listen = optarg;
+          break;
+        case 1005:
+          netopts.dns_update = optarg;
+          break;
+        case 1006:
+          netopts.dns_update_zone = optarg;
+          break;
+        case 1007:
+          netopts.dns_update_key = optarg;
           break;
         case 'h':
           usage (stdout);
@@ -282,20 +324,18 @@ main (int argc, char **argv)
   pthread_sigmask (SIG_BLOCK, &set, NULL);
   signal (SIGPIPE, SIG_IGN);
 
-  net_config_t ncfg = { .bridge = bridge, .table = bridge };
-  if (strlen (bridge) < 1 || strlen (bridge) > 15 || bridge[0] < 'a' || bridge[0] > 'z'
-      || strspn (bridge, "abcdefghijklmnopqrstuvwxyz0123456789_") != strlen (bridge))
+  skiffd_netconfig_t nc;
+  if (skiffd_netconfig_parse (&netopts, &nc, &err) < 0)
     {
-      fprintf (stderr, "skiffd: --bridge must be 1-15 characters of a-z, 0-9 and '_', starting with a letter\n");
+      log_error ("%s", err->msg);
       return 2;
     }
-  int with_network = strcmp (network, "none") != 0;
-  if (with_network && net_parse_cidr (network, &ncfg.subnet, &ncfg.prefix, &err) < 0)
+  dns_server_t *dns = NULL;
+  if (nc.with_network && nc.with_dns && dns_server_start (nc.dns_addr, nc.dns_port, &dns, &err) < 0)
     {
-      log_error ("--network: %s", err->msg);
-      return 2;
+      log_error ("DNS server on %s:%d: %s (--dns-listen none runs without)", nc.dns_addr, nc.dns_port, err->msg);
+      return 1;
     }
-  ncfg.gateway = ncfg.subnet + 1;
   agent_config_t acfg = { .data_dir = realdata,
                           .monitor_path = monitor,
                           .runtime_path = runtime,
@@ -308,7 +348,13 @@ main (int argc, char **argv)
                           .log_max_bytes = log_max,
                           .insecure_registries = insecure,
                           .registry_ca_file = registry_ca,
-                          .net = with_network ? &ncfg : NULL };
+                          .net = nc.with_network ? &nc.net : NULL,
+                          .public_first = nc.public_first,
+                          .public_last = nc.public_last,
+                          .host_address = nc.host_address,
+                          .dns_zone = nc.dns_zone,
+                          .dns = dns,
+                          .dns_push = nc.with_push ? &nc.push : NULL };
   agent_t *agent = NULL;
   if (agent_start (&acfg, store, &agent, &err) < 0)
     {
@@ -331,7 +377,9 @@ main (int argc, char **argv)
           .cache = api_cache_new (),
           .signing_key = id.signing_key,
           .token_lifetime_s = token_lifetime,
-          .sessions = api_sessions_new () };
+          .sessions = api_sessions_new (),
+          .host_net = nc.with_network ? nc.net.subnet : 0,
+          .host_net_prefix = nc.with_network ? nc.net.prefix : 0 };
   cleanup_free char *default_socket = skiff_strdup_printf ("%s/api.sock", realdata);
   api_server_config_t scfg = { .address = listen_addr,
                                .port = port,
@@ -356,12 +404,16 @@ main (int argc, char **argv)
             api_server_port (server), scfg.unix_path, realdata, sub, tenant);
   if (id.ca)
     log_info ("clients trust the local CA %s", id.ca);
+  if (dns)
+    log_info ("DNS for %s and private DNS zones on %s:%d", nc.dns_zone, nc.dns_addr, dns_server_port (dns));
 
   int sig = 0;
   sigwait (&set, &sig);
   log_info ("skiffd: signal %d, exiting (containers keep running)", sig);
   api_server_stop (server);
   agent_stop (agent);
+  dns_server_stop (dns);
+  skiffd_netconfig_clear (&nc);
   store_close (store);
   api_cache_free (ctx.cache);
   api_sessions_free (ctx.sessions);

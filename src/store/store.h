@@ -14,7 +14,7 @@
 
 #include "common/error.h"
 
-typedef struct
+typedef struct store_group_s
 {
   char *id; /* internal id, also the folder name under groups/ */
   char *sub, *rg, *name, *location;
@@ -135,5 +135,97 @@ int store_address_allocate (store_t *s, const char *group_id, uint32_t first, ui
                             skiff_error_t *err);
 /* Gives the group's address back (nothing when it holds none). */
 int store_address_release (store_t *s, const char *group_id, skiff_error_t *err);
+
+/* ---- address pools ---- */
+
+typedef enum
+{
+  STORE_POOL_PRIVATE, /* the group's address on its network (default network or subnet) */
+  STORE_POOL_PUBLIC,  /* its public address */
+} store_pool_t;
+
+/* The group's address in pool, 0 when it has none. */
+int store_pool_get (store_t *s, store_pool_t pool, const char *group_id, uint32_t *addr, skiff_error_t *err);
+
+/* Gives the group an address in [first, last] (host order): the one it has when that lies in the
+ * range (an address outside it is given back first), else the lowest free one. 409
+ * InsufficientAddressSpace / PublicIpAddressPoolExhausted when none is free. */
+int store_pool_allocate (store_t *s, store_pool_t pool, const char *group_id, uint32_t first, uint32_t last,
+                         uint32_t *addr, skiff_error_t *err);
+
+/* Gives the group's address in pool back; none is fine. */
+int store_pool_release (store_t *s, store_pool_t pool, const char *group_id, skiff_error_t *err);
+
+/* ---- host ports (publishing on the host's own addresses) ---- */
+
+/* Makes exactly these n (protocol "TCP"/"UDP", port) pairs the group's host ports, in one
+ * transaction: 409 PortAlreadyInUse (and nothing changes) when another group holds one. */
+int store_host_ports_claim (store_t *s, const char *group_id, const char *const *protos, const int *ports, size_t n,
+                            skiff_error_t *err);
+
+/* Gives all of the group's host ports back. */
+int store_host_ports_release (store_t *s, const char *group_id, skiff_error_t *err);
+
+/* ---- DNS names ---- */
+
+/* Makes fqdn (lowercase) the group's DNS name, replacing the one it had: 409
+ * DnsNameLabelAlreadyInUse when another group holds it. */
+int store_dns_name_claim (store_t *s, const char *group_id, const char *fqdn, skiff_error_t *err);
+
+/* Gives the group's DNS name back; none is fine. */
+int store_dns_name_release (store_t *s, const char *group_id, skiff_error_t *err);
+
+/* How many public addresses, DNS names and host ports the group holds. */
+int store_group_claims (store_t *s, const char *group_id, int64_t *n, skiff_error_t *err);
+
+/* ---- listings ---- */
+
+/* Every address of pool as [{"addr": int (host order), "group": id}], ordered by address. */
+int store_pool_list (store_t *s, store_pool_t pool, json_t **out, skiff_error_t *err);
+
+/* Every DNS name as [{"fqdn", "group"}]. */
+int store_dns_name_list (store_t *s, json_t **out, skiff_error_t *err);
+
+/* Every host port as [{"protocol", "port", "group"}]. */
+int store_host_ports_list (store_t *s, json_t **out, skiff_error_t *err);
+
+/* ---- network resources (store_network.c): Microsoft.Network ARM resources, stored as JSON ---- */
+
+/* A stored network resource. id is its ARM id as the client spelled it on creation; type is its
+ * ARM type ("Microsoft.Network/virtualNetworks", ".../subnets", "Microsoft.Network/privateDnsZones",
+ * ".../virtualNetworkLinks"); parent_id the id of the resource it belongs to (NULL at top level). */
+typedef struct
+{
+  char *id;
+  char *type;
+  char *sub;
+  char *rg;
+  char *parent_id;
+  char *name;
+  json_t *body;
+  int64_t created_ns;
+  int64_t updated_ns;
+} store_netres_t;
+
+/* Frees the members of r (not r itself). */
+void store_netres_clear (store_netres_t *r);
+
+/* Frees an array of n resources. */
+void store_netres_free_array (store_netres_t *a, int n);
+
+/* Creates or replaces the resource with ARM id `id` (matched case-insensitively). *created is 1
+ * when it did not exist. */
+int store_netres_put (store_t *s, const store_netres_t *r, int *created, skiff_error_t *err);
+
+/* Gets a resource by ARM id (case-insensitive): 0 and out filled, or 1 when it does not exist. */
+int store_netres_get (store_t *s, const char *id, store_netres_t *out, skiff_error_t *err);
+
+/* Lists resources of `type`: the children of parent_id when it is not NULL, else those of a
+ * resource group (rg not NULL) or of a subscription. Ordered by name. */
+int store_netres_list (store_t *s, const char *type, const char *sub, const char *rg, const char *parent_id,
+                       store_netres_t **out, int *n, skiff_error_t *err);
+
+/* Deletes a resource and its children (by parent id, recursively); *deleted is 1 when it existed. */
+int store_netres_delete (store_t *s, const char *id, int *deleted, skiff_error_t *err);
 
 #endif

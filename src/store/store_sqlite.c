@@ -16,13 +16,7 @@
 #include "common/jsonutil.h"
 #include "common/util.h"
 #include "store.h"
-
-struct store
-{
-  sqlite3 *db;
-  pthread_mutex_t lock;
-  _Atomic uint64_t changes; /* bumped on every row written: readers' cheap staleness check */
-};
+#include "store_internal.h"
 
 static const char *const migrations[] = {
   /* 1: initial schema */
@@ -51,13 +45,18 @@ static const char *const migrations[] = {
   "CREATE INDEX role_assignments_by_principal ON role_assignments (principal_id);",
   /* 3: one address per group, from the host's group network */
   "CREATE TABLE addresses (addr INTEGER PRIMARY KEY, group_id TEXT NOT NULL UNIQUE);",
+  /* 4: public addresses and host ports, DNS names, network resources */
+  "CREATE TABLE public_addresses (addr INTEGER PRIMARY KEY, group_id TEXT NOT NULL UNIQUE);"
+  "CREATE TABLE host_ports (proto TEXT NOT NULL, port INTEGER NOT NULL, group_id TEXT NOT NULL,"
+  "  PRIMARY KEY (proto, port));"
+  "CREATE INDEX host_ports_by_group ON host_ports (group_id);"
+  "CREATE TABLE dns_names (fqdn TEXT PRIMARY KEY, group_id TEXT NOT NULL UNIQUE);"
+  "CREATE TABLE net_resources (id_key TEXT PRIMARY KEY, type TEXT NOT NULL, sub TEXT NOT NULL,"
+  "  rg_key TEXT NOT NULL, parent_key TEXT, name TEXT NOT NULL, body TEXT NOT NULL,"
+  "  created_ns INTEGER NOT NULL, updated_ns INTEGER NOT NULL);"
+  "CREATE INDEX net_resources_by_parent ON net_resources (parent_key, type);"
+  "CREATE INDEX net_resources_by_rg ON net_resources (sub, rg_key, type);",
 };
-
-static int
-db_error (store_t *s, int rc, const char *what, skiff_error_t *err)
-{
-  return skiff_error_arm (err, 500, "InternalServerError", "store: %s: %s (%d)", what, sqlite3_errmsg (s->db), rc);
-}
 
 static int
 exec_sql (store_t *s, const char *sql, skiff_error_t *err)
@@ -73,25 +72,6 @@ exec_sql (store_t *s, const char *sql, skiff_error_t *err)
   return 0;
 }
 
-static void
-finalizep (sqlite3_stmt **st)
-{
-  if (*st)
-    sqlite3_finalize (*st);
-  *st = NULL;
-}
-#define cleanup_stmt __attribute__ ((cleanup (finalizep)))
-
-static void
-unlockp (pthread_mutex_t **m)
-{
-  if (*m)
-    pthread_mutex_unlock (*m);
-}
-#define LOCKED(s)                                                                                                      \
-  pthread_mutex_t *_lk __attribute__ ((cleanup (unlockp))) = &(s)->lock;                                               \
-  pthread_mutex_lock (_lk)
-
 /* Observed state and events are re-derived from the monitors' files after a crash, so
  * their commits skip the fsync (synchronous=NORMAL: safe against process crashes, and the
  * next durable commit syncs them too). Desired state stays synchronous=FULL. */
@@ -103,50 +83,6 @@ restore_full_sync (store_t **s)
 #define OBSERVED_WRITE(s)                                                                                              \
   store_t *_obs __attribute__ ((cleanup (restore_full_sync), unused)) = (s);                                           \
   sqlite3_exec ((s)->db, "PRAGMA synchronous=NORMAL", NULL, NULL, NULL)
-
-static int
-prepare (store_t *s, const char *sql, sqlite3_stmt **st, skiff_error_t *err)
-{
-  int rc = sqlite3_prepare_v2 (s->db, sql, -1, st, NULL);
-  if (rc != SQLITE_OK)
-    return db_error (s, rc, "prepare", err);
-  return 0;
-}
-
-static char *
-json_text (json_t *j)
-{
-  return j ? json_dumps (j, JSON_COMPACT) : NULL;
-}
-
-static void
-bind_text (sqlite3_stmt *st, int i, const char *v)
-{
-  if (v)
-    sqlite3_bind_text (st, i, v, -1, SQLITE_TRANSIENT);
-  else
-    sqlite3_bind_null (st, i);
-}
-
-static json_t *
-col_json (sqlite3_stmt *st, int i)
-{
-  const char *t = (const char *)sqlite3_column_text (st, i);
-  return t ? json_loads (t, 0, NULL) : NULL;
-}
-
-static char *
-col_str (sqlite3_stmt *st, int i)
-{
-  const char *t = (const char *)sqlite3_column_text (st, i);
-  return t ? skiff_strdup (t) : NULL;
-}
-
-static char *
-lower_dup (const char *s)
-{
-  return skiff_ascii_lower (skiff_strdup (s));
-}
 
 /* Prepares `sql` whose two parameters are a subscription and a case-insensitive name. */
 static int
@@ -1110,13 +1046,20 @@ store_role_assignment_delete (store_t *s, const char *name, int *deleted, skiff_
 
 /* ---- group addresses ------------------------------------------------------ */
 
+static const char *
+pool_table (store_pool_t pool)
+{
+  return pool == STORE_POOL_PUBLIC ? "public_addresses" : "addresses";
+}
+
 int
-store_address_get (store_t *s, const char *group_id, uint32_t *addr, skiff_error_t *err)
+store_pool_get (store_t *s, store_pool_t pool, const char *group_id, uint32_t *addr, skiff_error_t *err)
 {
   LOCKED (s);
   *addr = 0;
   cleanup_stmt sqlite3_stmt *st = NULL;
-  if (prepare (s, "SELECT addr FROM addresses WHERE group_id=?", &st, err) < 0)
+  cleanup_free char *sql = skiff_strdup_printf ("SELECT addr FROM %s WHERE group_id=?", pool_table (pool));
+  if (prepare (s, sql, &st, err) < 0)
     return -1;
   bind_text (st, 1, group_id);
   int rc = sqlite3_step (st);
@@ -1128,26 +1071,42 @@ store_address_get (store_t *s, const char *group_id, uint32_t *addr, skiff_error
 }
 
 int
-store_address_allocate (store_t *s, const char *group_id, uint32_t first, uint32_t last, uint32_t *addr,
-                        skiff_error_t *err)
+store_pool_allocate (store_t *s, store_pool_t pool, const char *group_id, uint32_t first, uint32_t last, uint32_t *addr,
+                     skiff_error_t *err)
 {
   LOCKED (s);
+  const char *table = pool_table (pool);
   cleanup_stmt sqlite3_stmt *st = NULL;
-  if (prepare (s, "SELECT addr FROM addresses WHERE group_id=?", &st, err) < 0)
+  cleanup_free char *q1 = skiff_strdup_printf ("SELECT addr FROM %s WHERE group_id=?", table);
+  if (prepare (s, q1, &st, err) < 0)
     return -1;
   bind_text (st, 1, group_id);
   int rc = sqlite3_step (st);
   if (rc == SQLITE_ROW)
     {
-      *addr = (uint32_t)sqlite3_column_int64 (st, 0);
-      return 0;
+      uint32_t have = (uint32_t)sqlite3_column_int64 (st, 0);
+      if (have >= first && have <= last)
+        {
+          *addr = have;
+          return 0;
+        }
+      /* the group moved to another range (a new subnet): its old address goes back */
+      sqlite3_finalize (st);
+      st = NULL;
+      cleanup_free char *qd = skiff_strdup_printf ("DELETE FROM %s WHERE group_id=?", table);
+      if (prepare (s, qd, &st, err) < 0)
+        return -1;
+      bind_text (st, 1, group_id);
+      if ((rc = sqlite3_step (st)) != SQLITE_DONE)
+        return db_error (s, rc, "release address", err);
     }
-  if (rc != SQLITE_DONE)
+  else if (rc != SQLITE_DONE)
     return db_error (s, rc, "get address", err);
   sqlite3_finalize (st);
   st = NULL;
   /* the lowest free address: walk the taken ones in order until a gap */
-  if (prepare (s, "SELECT addr FROM addresses WHERE addr BETWEEN ? AND ? ORDER BY addr", &st, err) < 0)
+  cleanup_free char *q2 = skiff_strdup_printf ("SELECT addr FROM %s WHERE addr BETWEEN ? AND ? ORDER BY addr", table);
+  if (prepare (s, q2, &st, err) < 0)
     return -1;
   sqlite3_bind_int64 (st, 1, first);
   sqlite3_bind_int64 (st, 2, last);
@@ -1157,10 +1116,15 @@ store_address_allocate (store_t *s, const char *group_id, uint32_t first, uint32
   if (rc != SQLITE_ROW && rc != SQLITE_DONE)
     return db_error (s, rc, "list addresses", err);
   if (want > last)
-    return skiff_error_arm (err, 409, "InsufficientAddressSpace", "The host's group network has no free address left.");
+    return pool == STORE_POOL_PUBLIC
+               ? skiff_error_arm (err, 409, "PublicIpAddressPoolExhausted",
+                                  "The public IP address pool of this host has no free address left.")
+               : skiff_error_arm (err, 409, "InsufficientAddressSpace",
+                                  "The group's network has no free address left.");
   sqlite3_finalize (st);
   st = NULL;
-  if (prepare (s, "INSERT INTO addresses (addr, group_id) VALUES (?, ?)", &st, err) < 0)
+  cleanup_free char *q3 = skiff_strdup_printf ("INSERT INTO %s (addr, group_id) VALUES (?, ?)", table);
+  if (prepare (s, q3, &st, err) < 0)
     return -1;
   sqlite3_bind_int64 (st, 1, (sqlite3_int64)want);
   bind_text (st, 2, group_id);
@@ -1172,15 +1136,236 @@ store_address_allocate (store_t *s, const char *group_id, uint32_t first, uint32
 }
 
 int
-store_address_release (store_t *s, const char *group_id, skiff_error_t *err)
+store_pool_release (store_t *s, store_pool_t pool, const char *group_id, skiff_error_t *err)
 {
   LOCKED (s);
   cleanup_stmt sqlite3_stmt *st = NULL;
-  if (prepare (s, "DELETE FROM addresses WHERE group_id=?", &st, err) < 0)
+  cleanup_free char *sql = skiff_strdup_printf ("DELETE FROM %s WHERE group_id=?", pool_table (pool));
+  if (prepare (s, sql, &st, err) < 0)
     return -1;
   bind_text (st, 1, group_id);
   int rc = sqlite3_step (st);
   if (rc != SQLITE_DONE)
     return db_error (s, rc, "release address", err);
+  return 0;
+}
+
+int
+store_address_get (store_t *s, const char *group_id, uint32_t *addr, skiff_error_t *err)
+{
+  return store_pool_get (s, STORE_POOL_PRIVATE, group_id, addr, err);
+}
+
+int
+store_address_allocate (store_t *s, const char *group_id, uint32_t first, uint32_t last, uint32_t *addr,
+                        skiff_error_t *err)
+{
+  return store_pool_allocate (s, STORE_POOL_PRIVATE, group_id, first, last, addr, err);
+}
+
+int
+store_address_release (store_t *s, const char *group_id, skiff_error_t *err)
+{
+  return store_pool_release (s, STORE_POOL_PRIVATE, group_id, err);
+}
+
+/* ---- host ports ----------------------------------------------------------- */
+
+int
+store_host_ports_claim (store_t *s, const char *group_id, const char *const *protos, const int *ports, size_t n,
+                        skiff_error_t *err)
+{
+  LOCKED (s);
+  if (exec_sql (s, "BEGIN IMMEDIATE", err) < 0)
+    return -1;
+  int ok = 0;
+  cleanup_stmt sqlite3_stmt *st = NULL;
+  if (prepare (s, "DELETE FROM host_ports WHERE group_id=?", &st, err) < 0)
+    goto out;
+  bind_text (st, 1, group_id);
+  int rc = sqlite3_step (st);
+  if (rc != SQLITE_DONE)
+    {
+      db_error (s, rc, "release host ports", err);
+      goto out;
+    }
+  sqlite3_finalize (st);
+  st = NULL;
+  for (size_t i = 0; i < n; i++)
+    {
+      if (prepare (s, "SELECT group_id FROM host_ports WHERE proto=? AND port=?", &st, err) < 0)
+        goto out;
+      bind_text (st, 1, protos[i]);
+      sqlite3_bind_int (st, 2, ports[i]);
+      rc = sqlite3_step (st);
+      if (rc == SQLITE_ROW)
+        {
+          skiff_error_arm (err, 409, "PortAlreadyInUse",
+                           "Port %d/%s of this host is already published by another container group.", ports[i],
+                           protos[i]);
+          goto out;
+        }
+      if (rc != SQLITE_DONE)
+        {
+          db_error (s, rc, "check host port", err);
+          goto out;
+        }
+      sqlite3_finalize (st);
+      st = NULL;
+      if (prepare (s, "INSERT OR IGNORE INTO host_ports (proto, port, group_id) VALUES (?, ?, ?)", &st, err) < 0)
+        goto out;
+      bind_text (st, 1, protos[i]);
+      sqlite3_bind_int (st, 2, ports[i]);
+      bind_text (st, 3, group_id);
+      if ((rc = sqlite3_step (st)) != SQLITE_DONE)
+        {
+          db_error (s, rc, "claim host port", err);
+          goto out;
+        }
+      sqlite3_finalize (st);
+      st = NULL;
+    }
+  ok = 1;
+out:
+  finalizep (&st);
+  if (ok)
+    return exec_sql (s, "COMMIT", err);
+  sqlite3_exec (s->db, "ROLLBACK", NULL, NULL, NULL);
+  return -1;
+}
+
+int
+store_host_ports_release (store_t *s, const char *group_id, skiff_error_t *err)
+{
+  return store_host_ports_claim (s, group_id, NULL, NULL, 0, err);
+}
+
+/* ---- DNS names ------------------------------------------------------------ */
+
+int
+store_dns_name_claim (store_t *s, const char *group_id, const char *fqdn, skiff_error_t *err)
+{
+  LOCKED (s);
+  cleanup_stmt sqlite3_stmt *st = NULL;
+  if (prepare (s, "SELECT group_id FROM dns_names WHERE fqdn=?", &st, err) < 0)
+    return -1;
+  bind_text (st, 1, fqdn);
+  int rc = sqlite3_step (st);
+  if (rc == SQLITE_ROW)
+    {
+      if (strcmp ((const char *)sqlite3_column_text (st, 0), group_id) == 0)
+        return 0;
+      return skiff_error_arm (err, 409, "DnsNameLabelAlreadyInUse",
+                              "The DNS name label of FQDN '%s' is already in use by another container group.", fqdn);
+    }
+  if (rc != SQLITE_DONE)
+    return db_error (s, rc, "check DNS name", err);
+  sqlite3_finalize (st);
+  st = NULL;
+  if (prepare (s, "INSERT OR REPLACE INTO dns_names (fqdn, group_id) VALUES (?, ?)", &st, err) < 0)
+    return -1;
+  bind_text (st, 1, fqdn);
+  bind_text (st, 2, group_id);
+  if ((rc = sqlite3_step (st)) != SQLITE_DONE)
+    return db_error (s, rc, "claim DNS name", err);
+  return 0;
+}
+
+int
+store_dns_name_release (store_t *s, const char *group_id, skiff_error_t *err)
+{
+  LOCKED (s);
+  cleanup_stmt sqlite3_stmt *st = NULL;
+  if (prepare (s, "DELETE FROM dns_names WHERE group_id=?", &st, err) < 0)
+    return -1;
+  bind_text (st, 1, group_id);
+  int rc = sqlite3_step (st);
+  if (rc != SQLITE_DONE)
+    return db_error (s, rc, "release DNS name", err);
+  return 0;
+}
+
+int
+store_group_claims (store_t *s, const char *group_id, int64_t *n, skiff_error_t *err)
+{
+  LOCKED (s);
+  *n = 0;
+  cleanup_stmt sqlite3_stmt *st = NULL;
+  if (prepare (s,
+               "SELECT (SELECT count(*) FROM public_addresses WHERE group_id=?1)"
+               " + (SELECT count(*) FROM dns_names WHERE group_id=?1)"
+               " + (SELECT count(*) FROM host_ports WHERE group_id=?1)",
+               &st, err)
+      < 0)
+    return -1;
+  bind_text (st, 1, group_id);
+  int rc = sqlite3_step (st);
+  if (rc != SQLITE_ROW)
+    return db_error (s, rc, "count claims", err);
+  *n = sqlite3_column_int64 (st, 0);
+  return 0;
+}
+
+/* ---- listings of what groups hold ---------------------------------------- */
+
+/* Runs a two-column query (integer or text, text) into [{key: col0, "group": col1}]. */
+static int
+list_pairs (store_t *s, const char *sql, const char *key, int int_key, json_t **out, skiff_error_t *err)
+{
+  LOCKED (s);
+  *out = NULL;
+  cleanup_stmt sqlite3_stmt *st = NULL;
+  if (prepare (s, sql, &st, err) < 0)
+    return -1;
+  json_t *arr = json_array ();
+  int rc;
+  while ((rc = sqlite3_step (st)) == SQLITE_ROW)
+    {
+      json_t *k = int_key ? json_integer (sqlite3_column_int64 (st, 0))
+                          : json_string ((const char *)sqlite3_column_text (st, 0));
+      json_array_append_new (arr, json_pack ("{s:o,s:s}", key, k, "group", (const char *)sqlite3_column_text (st, 1)));
+    }
+  if (rc != SQLITE_DONE)
+    {
+      json_decref (arr);
+      return db_error (s, rc, "list", err);
+    }
+  *out = arr;
+  return 0;
+}
+
+int
+store_pool_list (store_t *s, store_pool_t pool, json_t **out, skiff_error_t *err)
+{
+  cleanup_free char *sql = skiff_strdup_printf ("SELECT addr, group_id FROM %s ORDER BY addr", pool_table (pool));
+  return list_pairs (s, sql, "addr", 1, out, err);
+}
+
+int
+store_dns_name_list (store_t *s, json_t **out, skiff_error_t *err)
+{
+  return list_pairs (s, "SELECT fqdn, group_id FROM dns_names ORDER BY fqdn", "fqdn", 0, out, err);
+}
+
+int
+store_host_ports_list (store_t *s, json_t **out, skiff_error_t *err)
+{
+  LOCKED (s);
+  *out = NULL;
+  cleanup_stmt sqlite3_stmt *st = NULL;
+  if (prepare (s, "SELECT proto, port, group_id FROM host_ports ORDER BY proto, port", &st, err) < 0)
+    return -1;
+  json_t *arr = json_array ();
+  int rc;
+  while ((rc = sqlite3_step (st)) == SQLITE_ROW)
+    json_array_append_new (arr,
+                           json_pack ("{s:s,s:i,s:s}", "protocol", (const char *)sqlite3_column_text (st, 0), "port",
+                                      sqlite3_column_int (st, 1), "group", (const char *)sqlite3_column_text (st, 2)));
+  if (rc != SQLITE_DONE)
+    {
+      json_decref (arr);
+      return db_error (s, rc, "list host ports", err);
+    }
+  *out = arr;
   return 0;
 }

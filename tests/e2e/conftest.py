@@ -75,7 +75,15 @@ class Skiffd:
         self.bridge = None
         if "--network" not in self.extra:
             self.bridge, self.subnet = new_test_network()
+            n = int(self.bridge[3:])
+            # its public addresses and its DNS server are on loopback addresses of its own
+            self.public_pool = f"127.43.{n}.0/24"
+            self.dns = f"127.44.{n}.1"
             self.extra += ["--network", self.subnet, "--bridge", self.bridge]
+            if "--public-ips" not in self.extra:
+                self.extra += ["--public-ips", self.public_pool]
+            if "--dns-listen" not in self.extra:
+                self.extra += ["--dns-listen", self.dns + ":53"]
         self.proc = None
         self.log_path = os.path.join(data, "skiffd.test.log")
         self.conn = None
@@ -267,9 +275,18 @@ def bridge_ports(bridge):
     return sorted(os.listdir(path)) if bridge and os.path.isdir(path) else []
 
 
+def skiff_bridges(bridge):
+    """The test skiffd's bridges: its default one and those of its virtual networks."""
+    if not bridge:
+        return []
+    return sorted(n for n in os.listdir("/sys/class/net")
+                  if n == bridge or (n.startswith(bridge + "v") and len(n) == len(bridge) + 5))
+
+
 def remove_test_network(bridge):
     if bridge:
-        subprocess.run(["ip", "link", "del", bridge], capture_output=True)
+        for b in skiff_bridges(bridge) + [bridge + "pub"]:
+            subprocess.run(["ip", "link", "del", b], capture_output=True)
         subprocess.run(["nft", "delete", "table", "inet", bridge], capture_output=True)
 
 
@@ -311,7 +328,8 @@ def _finish(d):
         assert d.proc.returncode == 0, d.proc.returncode
         folders, mounts, monitors = host_leftovers(d.data)
         assert folders == [] and mounts == [] and monitors == [], (folders, mounts, monitors)
-        assert bridge_ports(d.bridge) == [], bridge_ports(d.bridge)
+        for b in skiff_bridges(d.bridge):
+            assert bridge_ports(b) == [], (b, bridge_ports(b))
     finally:
         if not any(host_leftovers(d.data)):
             shutil.rmtree(d.data, ignore_errors=True)

@@ -402,11 +402,13 @@ test_host_setup (void)
   CHECK (read_forward () == '1');
   cleanup_free char *t1 = list_table ();
   CHECK (t1 != NULL);
-  CHECK (count_of (t1, "masquerade") == 1);
-  CHECK (contains (t1, "ip saddr 10.231.0.0/24 oifname != \"sktest0\" masquerade"));
-  CHECK (contains (t1, "iifname \"sktest0\" ip daddr 10.231.0.1 udp dport 53 accept"));
-  CHECK (contains (t1, "iifname \"sktest0\" ip daddr 10.231.0.1 tcp dport 53 accept"));
-  CHECK (count_of (t1, "drop") == 3);
+  CHECK (count_of (t1, "masquerade") == 3);
+  CHECK (contains (t1, "iifname @bridges oifname != @bridges masquerade"));
+  CHECK (contains (t1, "iifname @bridges ip daddr @gateways meta l4proto { tcp, udp } th dport 53 accept"));
+  CHECK (contains (t1, "elements = { \"sktest0\" }"));
+  CHECK (contains (t1, "elements = { \"sktest0\" . \"sktest0\" }"));
+  CHECK (contains (t1, "elements = { 10.231.0.1 }"));
+  CHECK (count_of (t1, "drop") == 2);
 
   /* a stray address on the bridge goes; a second set-up converges to the same table */
   free (capture ("ip addr add 10.231.0.200/24 dev sktest0 2>&1"));

@@ -1,0 +1,1149 @@
+/* network.c - Microsoft.Network resources in ARM's shape: virtual networks with their subnets,
+ * private DNS zones with their virtual network links. They are stored as JSON (store_network.c);
+ * the agent derives bridges, rules and DNS records from them (agent_network_changed). */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "agent/agent.h"
+#include "api_internal.h"
+#include "common/cleanup.h"
+#include "common/jsonutil.h"
+#include "common/util.h"
+#include "dns/dns.h"
+#include "model/model.h"
+#include "net/net.h"
+#include "store/store.h"
+
+#define NET_PROVIDER "Microsoft.Network"
+#define VNET_TYPE NET_PROVIDER "/virtualNetworks"
+#define SUBNET_TYPE VNET_TYPE "/subnets"
+#define ZONE_TYPE NET_PROVIDER "/privateDnsZones"
+#define LINK_TYPE ZONE_TYPE "/virtualNetworkLinks"
+#define ACI_SERVICE "Microsoft.ContainerInstance/containerGroups"
+#define MAX_PREFIXES 16
+#define MAX_SUBNETS 256
+
+typedef struct
+{
+  uint32_t net;
+  int prefix;
+} cidr_t;
+
+static uint32_t
+mask_of (int prefix)
+{
+  return prefix <= 0 ? 0 : 0xffffffffu << (32 - prefix);
+}
+
+static int
+overlaps (cidr_t a, cidr_t b)
+{
+  int p = a.prefix < b.prefix ? a.prefix : b.prefix;
+  return (a.net & mask_of (p)) == (b.net & mask_of (p));
+}
+
+static int
+inside (cidr_t inner, cidr_t outer)
+{
+  return inner.prefix >= outer.prefix && (inner.net & mask_of (outer.prefix)) == outer.net;
+}
+
+static int
+valid_name (const char *s)
+{
+  size_t n = s ? strnlen (s, 81) : 0;
+  return n >= 1 && n <= 80 && strspn (s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-") == n;
+}
+
+static char *
+new_etag (void)
+{
+  char u[40];
+  skiff_uuid (u);
+  return skiff_strdup_printf ("W/\"%s\"", u);
+}
+
+/* Parses a CIDR from a request into c; ARM 400 InvalidAddressPrefixFormat otherwise. */
+static int
+parse_prefix (const char *s, const char *target, cidr_t *c, skiff_error_t *err)
+{
+  skiff_error_t e = NULL;
+  if (s == NULL || net_parse_cidr (s, &c->net, &c->prefix, &e) < 0)
+    {
+      int r = skiff_error_arm_target (err, 400, "InvalidAddressPrefixFormat", target,
+                                      "The address prefix '%s' is not valid: %s", s ? s : "",
+                                      e ? e->msg : "expected an IPv4 CIDR such as 10.1.0.0/16");
+      skiff_error_release (&e);
+      return r;
+    }
+  return 0;
+}
+
+/* ---- who uses a subnet ---- */
+
+/* 1 when some container group of the subscription refers to the subnet id (or, with
+ * whole_vnet, to any subnet of the virtual network id). */
+static int
+subnet_in_use (store_t *store, const char *sub, const char *id, int whole_vnet, skiff_error_t *err)
+{
+  store_group_t *groups = NULL;
+  int n = 0;
+  if (store_group_list (store, sub, NULL, NULL, 0, &groups, &n, err) < 0)
+    return -1;
+  int used = 0;
+  size_t idl = strlen (id);
+  for (int i = 0; i < n && !used; i++)
+    {
+      size_t k;
+      json_t *e;
+      json_array_foreach (json_object_get (json_object_get (groups[i].spec, "properties"), "subnetIds"), k, e)
+      {
+        const char *sid = json_string_value (json_object_get (e, "id"));
+        if (sid == NULL)
+          continue;
+        if (whole_vnet ? (strncasecmp (sid, id, idl) == 0 && strncasecmp (sid + idl, "/subnets/", 9) == 0)
+                       : strcasecmp (sid, id) == 0)
+          used = 1;
+      }
+    }
+  store_group_free_array (groups, n);
+  return used;
+}
+
+/* ---- views ---- */
+
+static json_t *
+subnet_view (const store_netres_t *r)
+{
+  json_t *p = json_object_get (r->body, "properties");
+  json_t *dels = json_array ();
+  size_t i;
+  json_t *d;
+  json_array_foreach (json_object_get (p, "delegations"), i, d)
+  {
+    const char *name = json_string_value (json_object_get (d, "name"));
+    const char *svc = json_string_value (json_object_get (json_object_get (d, "properties"), "serviceName"));
+    cleanup_free char *id = skiff_strdup_printf ("%s/delegations/%s", r->id, name);
+    json_t *actions = json_array ();
+    if (svc && strcasecmp (svc, ACI_SERVICE) == 0)
+      json_array_append_new (actions, json_string (SUBNET_TYPE "/action"));
+    json_array_append_new (dels, json_pack ("{s:s,s:s,s:s,s:O,s:{s:s,s:o,s:s}}", "id", id, "name", name, "type",
+                                            SUBNET_TYPE "/delegations", "etag", json_object_get (r->body, "etag"),
+                                            "properties", "serviceName", svc, "actions", actions, "provisioningState",
+                                            "Succeeded"));
+  }
+  return json_pack ("{s:s,s:s,s:s,s:O,s:{s:s,s:O,s:o,s:s,s:s}}", "id", r->id, "name", r->name, "type", SUBNET_TYPE,
+                    "etag", json_object_get (r->body, "etag"), "properties", "provisioningState", "Succeeded",
+                    "addressPrefix", json_object_get (p, "addressPrefix"), "delegations", dels,
+                    "privateEndpointNetworkPolicies", "Disabled", "privateLinkServiceNetworkPolicies", "Enabled");
+}
+
+static json_t *
+vnet_view (call_t *c, const store_netres_t *r)
+{
+  json_t *subnets = json_array ();
+  store_netres_t *subs = NULL;
+  int n = 0;
+  if (store_netres_list (c->ctx->store, SUBNET_TYPE, NULL, NULL, r->id, &subs, &n, NULL) == 0)
+    {
+      for (int i = 0; i < n; i++)
+        json_array_append_new (subnets, subnet_view (&subs[i]));
+      store_netres_free_array (subs, n);
+    }
+  json_t *p = json_object_get (r->body, "properties");
+  json_t *v = json_pack (
+      "{s:s,s:s,s:s,s:O,s:O,s:{s:s,s:O,s:O,s:o,s:[],s:b}}", "id", r->id, "name", r->name, "type", VNET_TYPE, "location",
+      json_object_get (r->body, "location"), "etag", json_object_get (r->body, "etag"), "properties",
+      "provisioningState", "Succeeded", "resourceGuid", json_object_get (p, "resourceGuid"), "addressSpace",
+      json_object_get (p, "addressSpace"), "subnets", subnets, "virtualNetworkPeerings", "enableDdosProtection", 0);
+  if (json_object_get (r->body, "tags"))
+    json_object_set (v, "tags", json_object_get (r->body, "tags"));
+  return v;
+}
+
+static json_t *
+link_view (const store_netres_t *r)
+{
+  json_t *p = json_object_get (r->body, "properties");
+  return json_pack ("{s:s,s:s,s:s,s:s,s:O,s:{s:O,s:O,s:s,s:s}}", "id", r->id, "name", r->name, "type", LINK_TYPE,
+                    "location", "global", "etag", json_object_get (r->body, "etag"), "properties", "virtualNetwork",
+                    json_object_get (p, "virtualNetwork"), "registrationEnabled",
+                    json_object_get (p, "registrationEnabled"), "virtualNetworkLinkState", "Completed",
+                    "provisioningState", "Succeeded");
+}
+
+static json_t *
+zone_view (call_t *c, const store_netres_t *r)
+{
+  store_netres_t *links = NULL;
+  int n = 0, reg = 0;
+  if (store_netres_list (c->ctx->store, LINK_TYPE, NULL, NULL, r->id, &links, &n, NULL) == 0)
+    {
+      for (int i = 0; i < n; i++)
+        reg += json_is_true (json_object_get (json_object_get (links[i].body, "properties"), "registrationEnabled"));
+      store_netres_free_array (links, n);
+    }
+  json_t *v = json_pack ("{s:s,s:s,s:s,s:s,s:O,s:{s:i,s:i,s:i,s:i,s:i,s:i,s:s}}", "id", r->id, "name", r->name, "type",
+                         ZONE_TYPE, "location", "global", "etag", json_object_get (r->body, "etag"), "properties",
+                         "maxNumberOfRecordSets", 25000, "maxNumberOfVirtualNetworkLinks", 1000,
+                         "maxNumberOfVirtualNetworkLinksWithRegistration", 100, "numberOfRecordSets", 1,
+                         "numberOfVirtualNetworkLinks", n, "numberOfVirtualNetworkLinksWithRegistration", reg,
+                         "provisioningState", "Succeeded");
+  if (json_object_get (r->body, "tags"))
+    json_object_set (v, "tags", json_object_get (r->body, "tags"));
+  return v;
+}
+
+/* ---- request plumbing ---- */
+
+typedef struct
+{
+  call_t *c;
+  const char *sub;
+  const char *rg; /* NULL at subscription level */
+  char *rg_id;    /* /subscriptions/S/resourceGroups/RG */
+} netcall_t;
+
+static void
+not_found (call_t *c, const char *type, const char *name, const char *rg)
+{
+  cleanup_free char *m
+      = skiff_strdup_printf ("The Resource '%s/%s' under resource group '%s' was not found.", type, name, rg);
+  api_reply_error (c, 404, "ResourceNotFound", m, NULL);
+}
+
+static const char *
+action_for (call_t *c)
+{
+  return api_method_is (c, "GET") ? "read" : api_method_is (c, "DELETE") ? "delete" : "write";
+}
+
+/* Checks the caller may do the request's action on type at scope (replies 403 otherwise). */
+static int
+authorize (call_t *c, const char *scope, const char *type)
+{
+  cleanup_free char *action = skiff_strdup_printf ("%s/%s", type, action_for (c));
+  return api_authorize (c, scope, action);
+}
+
+static int
+read_body (call_t *c, json_t **out)
+{
+  cleanup_error skiff_error_t err = NULL;
+  if (model_parse_json (c->req->body, c->req->body_len, out, &err) < 0)
+    {
+      api_reply_skiff_error (c, err);
+      return -1;
+    }
+  if (!json_is_object (*out))
+    {
+      json_decref (*out);
+      api_reply_error (c, 400, "InvalidRequestContent", "The request content must be a JSON object.", NULL);
+      return -1;
+    }
+  return 0;
+}
+
+/* Lists resources of type below parent (or in the rg / subscription), filtered to what the
+ * caller may read. */
+static void
+reply_list (netcall_t *n, const char *type, const char *parent, json_t *(*view) (call_t *, const store_netres_t *))
+{
+  call_t *c = n->c;
+  cleanup_error skiff_error_t err = NULL;
+  store_netres_t *v = NULL;
+  int count = 0;
+  if (store_netres_list (c->ctx->store, type, parent ? NULL : n->sub, parent ? NULL : n->rg, parent, &v, &count, &err)
+      < 0)
+    return api_reply_skiff_error (c, err);
+  cleanup_free char *action = skiff_strdup_printf ("%s/read", type);
+  json_t *value = json_array ();
+  for (int i = 0; i < count; i++)
+    if (api_allowed (&c->who, v[i].id, action))
+      json_array_append_new (value, view (c, &v[i]));
+  store_netres_free_array (v, count);
+  api_reply_json (c, 200, json_pack ("{s:o}", "value", value));
+}
+
+static json_t *
+subnet_view_c (call_t *c, const store_netres_t *r)
+{
+  (void)c;
+  return subnet_view (r);
+}
+
+static json_t *
+link_view_c (call_t *c, const store_netres_t *r)
+{
+  (void)c;
+  return link_view (r);
+}
+
+static void
+changed (call_t *c)
+{
+  agent_network_changed (c->ctx->agent);
+}
+
+/* ---- virtual networks and subnets ---- */
+
+/* Checks a subnet body (addressPrefix inside the vnet, delegations) and fills *out with what is
+ * stored. */
+static int
+check_subnet (json_t *props, const char *target, const cidr_t *space, size_t n_space, cidr_t *out, json_t **stored,
+              skiff_error_t *err)
+{
+  const char *prefix = json_string_value (json_object_get (props, "addressPrefix"));
+  if (prefix == NULL)
+    return skiff_error_arm_target (err, 400, "InvalidRequestFormat", target,
+                                   "The subnet needs properties.addressPrefix.");
+  if (parse_prefix (prefix, target, out, err) < 0)
+    return -1;
+  if (out->prefix > 29)
+    return skiff_error_arm_target (err, 400, "InvalidAddressPrefixFormat", target,
+                                   "The subnet prefix '%s' is too small: the smallest subnet is a /29.", prefix);
+  int ok = 0;
+  for (size_t i = 0; i < n_space && !ok; i++)
+    ok = inside (*out, space[i]);
+  if (!ok)
+    return skiff_error_arm_target (err, 400, "NetcfgSubnetRangeOutsideVnet", target,
+                                   "Subnet address prefix '%s' is not within the address space of its virtual "
+                                   "network.",
+                                   prefix);
+  json_t *dels = json_array ();
+  size_t i;
+  json_t *d;
+  json_array_foreach (json_object_get (props, "delegations"), i, d)
+  {
+    const char *name = json_string_value (json_object_get (d, "name"));
+    const char *svc = json_string_value (json_object_get (json_object_get (d, "properties"), "serviceName"));
+    if (svc == NULL || i >= 8)
+      {
+        json_decref (dels);
+        return skiff_error_arm_target (err, 400, "InvalidRequestFormat", target,
+                                       "A delegation needs properties.serviceName (at most 8 delegations).");
+      }
+    cleanup_free char *dn = skiff_strdup_printf ("%zu", i);
+    json_array_append_new (
+        dels, json_pack ("{s:s,s:{s:s}}", "name", valid_name (name) ? name : dn, "properties", "serviceName", svc));
+  }
+  *stored = json_pack ("{s:s,s:o}", "addressPrefix", prefix, "delegations", dels);
+  return 0;
+}
+
+static int
+load_prefixes (json_t *vnet_body, cidr_t *v, size_t *n)
+{
+  *n = 0;
+  size_t i;
+  json_t *e;
+  json_array_foreach (
+      json_object_get (json_object_get (json_object_get (vnet_body, "properties"), "addressSpace"), "addressPrefixes"),
+      i, e)
+  {
+    skiff_error_t err = NULL;
+    if (*n < MAX_PREFIXES && net_parse_cidr (json_string_value (e), &v[*n].net, &v[*n].prefix, &err) == 0)
+      (*n)++;
+    skiff_error_release (&err);
+  }
+  return 0;
+}
+
+static void
+vnet_put (netcall_t *n, const char *id, const char *name)
+{
+  call_t *c = n->c;
+  cleanup_error skiff_error_t err = NULL;
+  cleanup_json json_t *body = NULL;
+  if (!valid_name (name))
+    return api_reply_error (c, 400, "InvalidResourceName",
+                            "A virtual network name has 1 to 80 letters, digits, '_', '.' and '-'.", NULL);
+  if (read_body (c, &body) < 0)
+    return;
+  const char *location = json_string_value (json_object_get (body, "location"));
+  if (location == NULL || !*location)
+    return api_reply_error (c, 400, "LocationRequired", "The location property is required for this definition.",
+                            "location");
+  json_t *props = json_object_get (body, "properties");
+  json_t *prefixes = json_object_get (json_object_get (props, "addressSpace"), "addressPrefixes");
+  if (!json_is_array (prefixes) || json_array_size (prefixes) == 0 || json_array_size (prefixes) > MAX_PREFIXES)
+    return api_reply_error (c, 400, "InvalidRequestFormat",
+                            "properties.addressSpace.addressPrefixes needs 1 to 16 address prefixes.",
+                            "properties.addressSpace.addressPrefixes");
+  cidr_t space[MAX_PREFIXES];
+  size_t ns = 0, i;
+  json_t *e;
+  json_array_foreach (prefixes, i, e)
+  {
+    if (parse_prefix (json_string_value (e), "properties.addressSpace.addressPrefixes", &space[ns], &err) < 0)
+      return api_reply_skiff_error (c, err);
+    for (size_t k = 0; k < ns; k++)
+      if (overlaps (space[k], space[ns]))
+        return api_reply_error (c, 400, "VnetAddressSpacesOverlap",
+                                "The address prefixes of the virtual network overlap each other.",
+                                "properties.addressSpace.addressPrefixes");
+    cidr_t host = { c->ctx->host_net, c->ctx->host_net_prefix };
+    if (c->ctx->host_net_prefix && overlaps (space[ns], host))
+      {
+        cleanup_free char *m = skiff_strdup_printf (
+            "The address prefix '%s' overlaps the host's group network. Virtual networks share the host's "
+            "routing table in skiff, so their address spaces must not overlap it or each other.",
+            json_string_value (e));
+        return api_reply_error (c, 400, "VnetAddressSpaceOverlaps", m, "properties.addressSpace.addressPrefixes");
+      }
+    ns++;
+  }
+  /* no overlap with another virtual network on this host */
+  store_netres_t *all = NULL;
+  int na = 0;
+  if (store_netres_list (c->ctx->store, VNET_TYPE, NULL, NULL, NULL, &all, &na, &err) < 0)
+    return api_reply_skiff_error (c, err);
+  for (int k = 0; k < na; k++)
+    {
+      if (strcasecmp (all[k].id, id) == 0)
+        continue;
+      cidr_t other[MAX_PREFIXES];
+      size_t no;
+      load_prefixes (all[k].body, other, &no);
+      for (size_t a = 0; a < ns; a++)
+        for (size_t b = 0; b < no; b++)
+          if (overlaps (space[a], other[b]))
+            {
+              cleanup_free char *m
+                  = skiff_strdup_printf ("The address space of the virtual network overlaps that of '%s'. Virtual "
+                                         "networks share the host's routing table in skiff, so their address "
+                                         "spaces must not overlap.",
+                                         all[k].id);
+              store_netres_free_array (all, na);
+              return api_reply_error (c, 400, "VnetAddressSpaceOverlaps", m, "properties.addressSpace.addressPrefixes");
+            }
+    }
+  store_netres_free_array (all, na);
+
+  /* the subnets: those in the body replace the stored ones; without `subnets` the stored ones stay */
+  store_netres_t cur = { 0 };
+  int exists = store_netres_get (c->ctx->store, id, &cur, &err);
+  if (exists < 0)
+    return api_reply_skiff_error (c, err);
+  store_netres_t *old_subs = NULL;
+  int n_old = 0;
+  if (exists == 0 && store_netres_list (c->ctx->store, SUBNET_TYPE, NULL, NULL, id, &old_subs, &n_old, &err) < 0)
+    {
+      store_netres_clear (&cur);
+      return api_reply_skiff_error (c, err);
+    }
+  json_t *subs = json_object_get (props, "subnets");
+  size_t n_new = json_array_size (subs);
+  cidr_t new_cidrs[MAX_SUBNETS];
+  cleanup_json json_t *new_bodies = json_array ();
+  const char *fail_code = NULL;
+  cleanup_free char *fail_msg = NULL;
+  if (n_new > MAX_SUBNETS)
+    {
+      fail_code = "InvalidRequestFormat";
+      fail_msg = skiff_strdup_printf ("At most %d subnets.", MAX_SUBNETS);
+    }
+  for (i = 0; !fail_code && i < n_new; i++)
+    {
+      json_t *s = json_array_get (subs, i);
+      const char *sn = json_string_value (json_object_get (s, "name"));
+      json_t *stored = NULL;
+      if (!valid_name (sn))
+        {
+          fail_code = "InvalidResourceName";
+          fail_msg = skiff_strdup ("A subnet name has 1 to 80 letters, digits, '_', '.' and '-'.");
+          break;
+        }
+      if (check_subnet (json_object_get (s, "properties"), "properties.subnets", space, ns, &new_cidrs[i], &stored,
+                        &err)
+          < 0)
+        break;
+      for (size_t k = 0; k < i; k++)
+        if (overlaps (new_cidrs[k], new_cidrs[i]))
+          {
+            fail_code = "NetcfgSubnetRangesOverlap";
+            fail_msg = skiff_strdup_printf ("Subnet '%s' overlaps another subnet of the virtual network.", sn);
+          }
+      json_array_append_new (new_bodies, json_pack ("{s:s,s:o}", "name", sn, "properties", stored));
+    }
+  /* stored subnets that go away or change, or that no longer fit the address space */
+  for (int k = 0; !err && !fail_code && k < n_old; k++)
+    {
+      const char *prefix
+          = json_string_value (json_object_get (json_object_get (old_subs[k].body, "properties"), "addressPrefix"));
+      json_t *replacement = NULL;
+      for (i = 0; subs && i < n_new; i++)
+        if (strcasecmp (json_string_value (json_object_get (json_array_get (new_bodies, i), "name")), old_subs[k].name)
+            == 0)
+          replacement = json_array_get (new_bodies, i);
+      const char *new_prefix
+          = replacement
+                ? json_string_value (json_object_get (json_object_get (replacement, "properties"), "addressPrefix"))
+                : prefix;
+      int goes = subs && replacement == NULL;
+      int moves = replacement && strcmp (new_prefix ? new_prefix : "", prefix ? prefix : "") != 0;
+      if (!subs)
+        {
+          cidr_t sc;
+          skiff_error_t pe = NULL;
+          int fits = 0;
+          if (net_parse_cidr (prefix, &sc.net, &sc.prefix, &pe) == 0)
+            for (size_t a = 0; a < ns && !fits; a++)
+              fits = inside (sc, space[a]);
+          skiff_error_release (&pe);
+          if (!fits)
+            {
+              fail_code = "NetcfgSubnetRangeOutsideVnet";
+              fail_msg = skiff_strdup_printf ("Subnet '%s' (%s) would lie outside the new address space.",
+                                              old_subs[k].name, prefix ? prefix : "");
+              break;
+            }
+        }
+      if (goes || moves)
+        {
+          int used = subnet_in_use (c->ctx->store, n->sub, old_subs[k].id, 0, &err);
+          if (used > 0)
+            {
+              fail_code = goes ? "InUseSubnetCannotBeDeleted" : "InUseSubnetCannotBeUpdated";
+              fail_msg = skiff_strdup_printf ("Subnet '%s' is in use by a container group and cannot be %s.",
+                                              old_subs[k].name, goes ? "deleted" : "changed");
+            }
+        }
+    }
+  if (err || fail_code)
+    {
+      store_netres_clear (&cur);
+      store_netres_free_array (old_subs, n_old);
+      if (err)
+        return api_reply_skiff_error (c, err);
+      int status = !strncmp (fail_code, "InUse", 5) ? 409 : 400;
+      return api_reply_error (c, status, fail_code, fail_msg, "properties.subnets");
+    }
+
+  /* write: the vnet, then its subnets (those not listed go) */
+  const char *guid = json_string_value (json_object_get (json_object_get (cur.body, "properties"), "resourceGuid"));
+  char g[40];
+  if (guid == NULL)
+    {
+      skiff_uuid (g);
+      guid = g;
+    }
+  cleanup_free char *etag = new_etag ();
+  cleanup_json json_t *stored
+      = json_pack ("{s:s,s:s,s:{s:s,s:{s:O}}}", "location", location, "etag", etag, "properties", "resourceGuid", guid,
+                   "addressSpace", "addressPrefixes", prefixes);
+  if (json_is_object (json_object_get (body, "tags")))
+    json_object_set (stored, "tags", json_object_get (body, "tags"));
+  store_netres_t r = { .id = (char *)id,
+                       .type = (char *)VNET_TYPE,
+                       .sub = (char *)n->sub,
+                       .rg = (char *)n->rg,
+                       .name = (char *)name,
+                       .body = stored };
+  int created = 0;
+  int rc = store_netres_put (c->ctx->store, &r, &created, &err);
+  for (int k = 0; rc == 0 && subs && k < n_old; k++)
+    {
+      int listed = 0;
+      for (i = 0; i < n_new; i++)
+        listed |= strcasecmp (json_string_value (json_object_get (json_array_get (new_bodies, i), "name")),
+                              old_subs[k].name)
+                  == 0;
+      int deleted;
+      if (!listed)
+        rc = store_netres_delete (c->ctx->store, old_subs[k].id, &deleted, &err);
+    }
+  for (i = 0; rc == 0 && i < n_new; i++)
+    {
+      json_t *s = json_array_get (new_bodies, i);
+      const char *sn = json_string_value (json_object_get (s, "name"));
+      cleanup_free char *sid = skiff_strdup_printf ("%s/subnets/%s", id, sn);
+      cleanup_free char *setag = new_etag ();
+      cleanup_json json_t *sbody
+          = json_pack ("{s:s,s:O}", "etag", setag, "properties", json_object_get (s, "properties"));
+      store_netres_t sr = { .id = sid,
+                            .type = (char *)SUBNET_TYPE,
+                            .sub = (char *)n->sub,
+                            .rg = (char *)n->rg,
+                            .parent_id = (char *)id,
+                            .name = (char *)sn,
+                            .body = sbody };
+      int sc;
+      rc = store_netres_put (c->ctx->store, &sr, &sc, &err);
+    }
+  store_netres_clear (&cur);
+  store_netres_free_array (old_subs, n_old);
+  if (rc < 0)
+    return api_reply_skiff_error (c, err);
+  changed (c);
+  store_netres_t fresh = { 0 };
+  if (store_netres_get (c->ctx->store, id, &fresh, &err) != 0)
+    return api_reply_skiff_error (c, err);
+  json_t *view = vnet_view (c, &fresh);
+  store_netres_clear (&fresh);
+  api_reply_json (c, created ? 201 : 200, view);
+}
+
+static void
+subnet_put (netcall_t *n, const store_netres_t *vnet, const char *id, const char *name)
+{
+  call_t *c = n->c;
+  cleanup_error skiff_error_t err = NULL;
+  cleanup_json json_t *body = NULL;
+  if (!valid_name (name))
+    return api_reply_error (c, 400, "InvalidResourceName",
+                            "A subnet name has 1 to 80 letters, digits, '_', '.' and '-'.", NULL);
+  if (read_body (c, &body) < 0)
+    return;
+  cidr_t space[MAX_PREFIXES], mine;
+  size_t ns;
+  load_prefixes (vnet->body, space, &ns);
+  json_t *stored = NULL;
+  if (check_subnet (json_object_get (body, "properties"), "properties.addressPrefix", space, ns, &mine, &stored, &err)
+      < 0)
+    return api_reply_skiff_error (c, err);
+  cleanup_json json_t *stored_props = stored;
+  store_netres_t *sibs = NULL;
+  int nsib = 0;
+  if (store_netres_list (c->ctx->store, SUBNET_TYPE, NULL, NULL, vnet->id, &sibs, &nsib, &err) < 0)
+    return api_reply_skiff_error (c, err);
+  for (int k = 0; k < nsib; k++)
+    {
+      const char *prefix
+          = json_string_value (json_object_get (json_object_get (sibs[k].body, "properties"), "addressPrefix"));
+      if (strcasecmp (sibs[k].id, id) == 0)
+        {
+          if (prefix && strcmp (prefix, json_string_value (json_object_get (stored_props, "addressPrefix"))) != 0
+              && subnet_in_use (c->ctx->store, n->sub, id, 0, NULL) > 0)
+            {
+              store_netres_free_array (sibs, nsib);
+              return api_reply_error (c, 409, "InUseSubnetCannotBeUpdated",
+                                      "The subnet is in use by a container group: its address prefix cannot change.",
+                                      "properties.addressPrefix");
+            }
+          continue;
+        }
+      cidr_t other;
+      skiff_error_t pe = NULL;
+      if (net_parse_cidr (prefix, &other.net, &other.prefix, &pe) == 0 && overlaps (other, mine))
+        {
+          cleanup_free char *m
+              = skiff_strdup_printf ("The subnet's address prefix overlaps subnet '%s'.", sibs[k].name);
+          store_netres_free_array (sibs, nsib);
+          return api_reply_error (c, 400, "NetcfgSubnetRangesOverlap", m, "properties.addressPrefix");
+        }
+      skiff_error_release (&pe);
+    }
+  store_netres_free_array (sibs, nsib);
+  cleanup_free char *etag = new_etag ();
+  cleanup_json json_t *sbody = json_pack ("{s:s,s:O}", "etag", etag, "properties", stored_props);
+  store_netres_t sr = { .id = (char *)id,
+                        .type = (char *)SUBNET_TYPE,
+                        .sub = (char *)n->sub,
+                        .rg = (char *)n->rg,
+                        .parent_id = vnet->id,
+                        .name = (char *)name,
+                        .body = sbody };
+  int created;
+  if (store_netres_put (c->ctx->store, &sr, &created, &err) < 0)
+    return api_reply_skiff_error (c, err);
+  changed (c);
+  api_reply_json (c, created ? 201 : 200, subnet_view (&sr));
+}
+
+/* Deletes a resource once nothing refers to it. */
+static void
+delete_resource (netcall_t *n, const char *id)
+{
+  cleanup_error skiff_error_t err = NULL;
+  int deleted = 0;
+  if (store_netres_delete (n->c->ctx->store, id, &deleted, &err) < 0)
+    return api_reply_skiff_error (n->c, err);
+  if (deleted)
+    changed (n->c);
+  api_reply_json (n->c, deleted ? 200 : 204, NULL);
+}
+
+/* The links of any zone that point at vnet id. */
+static int
+links_to_vnet (store_t *store, const char *vnet_id, store_netres_t **out, int *n, skiff_error_t *err)
+{
+  store_netres_t *all = NULL;
+  int na = 0;
+  if (store_netres_list (store, LINK_TYPE, NULL, NULL, NULL, &all, &na, err) < 0)
+    return -1;
+  int k = 0;
+  for (int i = 0; i < na; i++)
+    {
+      const char *vid = json_string_value (
+          json_object_get (json_object_get (json_object_get (all[i].body, "properties"), "virtualNetwork"), "id"));
+      if (vid && strcasecmp (vid, vnet_id) == 0)
+        {
+          if (k != i)
+            {
+              all[k] = all[i];
+              memset (&all[i], 0, sizeof all[i]);
+            }
+          k++;
+        }
+      else
+        store_netres_clear (&all[i]);
+    }
+  *out = all;
+  *n = k;
+  return 0;
+}
+
+static void
+handle_vnets (netcall_t *n, int first, int depth)
+{
+  call_t *c = n->c;
+  api_path_t *p = &c->path;
+  cleanup_error skiff_error_t err = NULL;
+  if (depth == 0)
+    {
+      if (!api_method_is (c, "GET"))
+        return api_reply_error (c, 405, "MethodNotAllowed", "The method is not allowed for this resource.", NULL);
+      return reply_list (n, VNET_TYPE, NULL, vnet_view);
+    }
+  const char *vname = p->seg[first + 3];
+  cleanup_free char *vid = skiff_strdup_printf ("%s/providers/" VNET_TYPE "/%s", n->rg_id, vname);
+  if (depth >= 3 && !api_seg_is (c, first + 4, "subnets"))
+    return api_reply_error (c, 404, "InvalidResourceType", "The resource type could not be found.", NULL);
+  cleanup_free char *sid = depth == 3 ? skiff_strdup_printf ("%s/subnets/%s", vid, p->seg[first + 5]) : NULL;
+  if (authorize (c, sid ? sid : vid, depth == 1 ? VNET_TYPE : SUBNET_TYPE) < 0)
+    return;
+  store_netres_t vnet = { 0 };
+  int missing = store_netres_get (c->ctx->store, vid, &vnet, &err);
+  if (missing < 0)
+    return api_reply_skiff_error (c, err);
+  if (depth == 1)
+    {
+      if (api_method_is (c, "PUT"))
+        {
+          store_netres_clear (&vnet);
+          return vnet_put (n, vid, missing ? vname : vnet.name);
+        }
+      if (api_method_is (c, "GET"))
+        {
+          if (missing)
+            return not_found (c, VNET_TYPE, vname, n->rg);
+          json_t *v = vnet_view (c, &vnet);
+          store_netres_clear (&vnet);
+          return api_reply_json (c, 200, v);
+        }
+      if (api_method_is (c, "DELETE"))
+        {
+          if (missing)
+            return api_reply_json (c, 204, NULL);
+          store_netres_clear (&vnet);
+          int used = subnet_in_use (c->ctx->store, n->sub, vid, 1, &err);
+          if (used < 0)
+            return api_reply_skiff_error (c, err);
+          if (used)
+            return api_reply_error (c, 409, "InUseSubnetCannotBeDeleted",
+                                    "A subnet of the virtual network is in use by a container group. Delete the "
+                                    "container groups first.",
+                                    NULL);
+          store_netres_t *links = NULL;
+          int nl = 0;
+          if (links_to_vnet (c->ctx->store, vid, &links, &nl, &err) < 0)
+            return api_reply_skiff_error (c, err);
+          store_netres_free_array (links, nl);
+          if (nl)
+            return api_reply_error (c, 409, "InUseVirtualNetworkCannotBeDeleted",
+                                    "The virtual network is linked from a private DNS zone. Delete the virtual "
+                                    "network link first.",
+                                    NULL);
+          return delete_resource (n, vid);
+        }
+      store_netres_clear (&vnet);
+      return api_reply_error (c, 405, "MethodNotAllowed", "The method is not allowed for this resource.", NULL);
+    }
+  if (missing)
+    return not_found (c, VNET_TYPE, vname, n->rg);
+  if (depth == 2)
+    {
+      store_netres_clear (&vnet);
+      if (!api_method_is (c, "GET"))
+        return api_reply_error (c, 405, "MethodNotAllowed", "The method is not allowed for this resource.", NULL);
+      cleanup_free char *stored_vid = skiff_strdup (vid);
+      return reply_list (n, SUBNET_TYPE, stored_vid, subnet_view_c);
+    }
+  store_netres_t sub = { 0 };
+  int smissing = store_netres_get (c->ctx->store, sid, &sub, &err);
+  if (smissing < 0)
+    {
+      store_netres_clear (&vnet);
+      return api_reply_skiff_error (c, err);
+    }
+  if (api_method_is (c, "PUT"))
+    subnet_put (n, &vnet, smissing ? sid : sub.id, smissing ? p->seg[first + 5] : sub.name);
+  else if (api_method_is (c, "GET"))
+    {
+      if (smissing)
+        not_found (c, SUBNET_TYPE, p->seg[first + 5], n->rg);
+      else
+        api_reply_json (c, 200, subnet_view (&sub));
+    }
+  else if (api_method_is (c, "DELETE"))
+    {
+      int used = smissing ? 0 : subnet_in_use (c->ctx->store, n->sub, sid, 0, &err);
+      if (used < 0)
+        api_reply_skiff_error (c, err);
+      else if (used)
+        api_reply_error (c, 409, "InUseSubnetCannotBeDeleted",
+                         "The subnet is in use by a container group. Delete the container group first.", NULL);
+      else if (smissing)
+        api_reply_json (c, 204, NULL);
+      else
+        delete_resource (n, sid);
+    }
+  else
+    api_reply_error (c, 405, "MethodNotAllowed", "The method is not allowed for this resource.", NULL);
+  store_netres_clear (&vnet);
+  store_netres_clear (&sub);
+}
+
+/* ---- private DNS zones and links ---- */
+
+static void
+zone_put (netcall_t *n, const char *id, const char *name)
+{
+  call_t *c = n->c;
+  cleanup_error skiff_error_t err = NULL;
+  cleanup_json json_t *body = NULL;
+  if (!dns_valid_name (name) || strchr (name, '.') == NULL)
+    return api_reply_error (c, 400, "InvalidResourceName",
+                            "A private DNS zone name is a DNS name of at least two labels, such as contoso.internal.",
+                            NULL);
+  if (read_body (c, &body) < 0)
+    return;
+  const char *location = json_string_value (json_object_get (body, "location"));
+  if (location == NULL || strcasecmp (location, "global") != 0)
+    return api_reply_error (c, 400, "LocationNotAvailableForResourceType",
+                            "The location of a private DNS zone must be 'global'.", "location");
+  cleanup_free char *etag = new_etag ();
+  cleanup_json json_t *stored = json_pack ("{s:s,s:s}", "location", "global", "etag", etag);
+  if (json_is_object (json_object_get (body, "tags")))
+    json_object_set (stored, "tags", json_object_get (body, "tags"));
+  cleanup_free char *lname = skiff_ascii_lower (skiff_strdup (name));
+  store_netres_t r = { .id = (char *)id,
+                       .type = (char *)ZONE_TYPE,
+                       .sub = (char *)n->sub,
+                       .rg = (char *)n->rg,
+                       .name = lname,
+                       .body = stored };
+  int created;
+  if (store_netres_put (c->ctx->store, &r, &created, &err) < 0)
+    return api_reply_skiff_error (c, err);
+  changed (c);
+  api_reply_json (c, created ? 201 : 200, zone_view (c, &r));
+}
+
+static void
+link_put (netcall_t *n, const store_netres_t *zone, const char *id, const char *name)
+{
+  call_t *c = n->c;
+  cleanup_error skiff_error_t err = NULL;
+  cleanup_json json_t *body = NULL;
+  if (!valid_name (name))
+    return api_reply_error (c, 400, "InvalidResourceName", "A link name has 1 to 80 letters, digits, '_', '.' and '-'.",
+                            NULL);
+  if (read_body (c, &body) < 0)
+    return;
+  const char *location = json_string_value (json_object_get (body, "location"));
+  if (location && strcasecmp (location, "global") != 0)
+    return api_reply_error (c, 400, "LocationNotAvailableForResourceType",
+                            "The location of a virtual network link must be 'global'.", "location");
+  json_t *props = json_object_get (body, "properties");
+  const char *vid = json_string_value (json_object_get (json_object_get (props, "virtualNetwork"), "id"));
+  json_t *reg = json_object_get (props, "registrationEnabled");
+  if (reg && !json_is_boolean (reg))
+    return api_reply_error (c, 400, "InvalidRequestFormat", "registrationEnabled must be true or false.",
+                            "properties.registrationEnabled");
+  int registration = json_is_true (reg);
+  if (vid == NULL)
+    return api_reply_error (c, 400, "InvalidRequestFormat", "properties.virtualNetwork.id is required.",
+                            "properties.virtualNetwork.id");
+  store_netres_t vnet = { 0 };
+  int missing = store_netres_get (c->ctx->store, vid, &vnet, &err);
+  if (missing < 0)
+    return api_reply_skiff_error (c, err);
+  int is_vnet = !missing && strcmp (vnet.type, VNET_TYPE) == 0 && strcasecmp (vnet.sub, n->sub) == 0;
+  cleanup_free char *vnet_id = is_vnet ? skiff_strdup (vnet.id) : NULL;
+  store_netres_clear (&vnet);
+  if (!is_vnet)
+    {
+      cleanup_free char *m = skiff_strdup_printf ("The virtual network '%s' was not found.", vid);
+      return api_reply_error (c, 400, "InvalidVirtualNetworkId", m, "properties.virtualNetwork.id");
+    }
+  store_netres_t *links = NULL;
+  int nl = 0;
+  if (links_to_vnet (c->ctx->store, vnet_id, &links, &nl, &err) < 0)
+    return api_reply_skiff_error (c, err);
+  const char *clash = NULL, *clash_code = NULL;
+  for (int i = 0; i < nl && !clash; i++)
+    {
+      if (strcasecmp (links[i].id, id) == 0)
+        continue;
+      if (links[i].parent_id && strcasecmp (links[i].parent_id, zone->id) == 0)
+        {
+          clash = "The virtual network is already linked to this zone.";
+          clash_code = "VirtualNetworkAlreadyLinked";
+        }
+      else if (registration
+               && json_is_true (json_object_get (json_object_get (links[i].body, "properties"), "registrationEnabled")))
+        {
+          clash = "The virtual network already has a link with auto-registration to another private DNS zone; a "
+                  "virtual network registers its groups in one zone only.";
+          clash_code = "RegistrationVirtualNetworkAlreadyLinked";
+        }
+    }
+  if (clash)
+    {
+      api_reply_error (c, 409, clash_code, clash, "properties.virtualNetwork.id");
+      store_netres_free_array (links, nl);
+      return;
+    }
+  store_netres_free_array (links, nl);
+  cleanup_free char *etag = new_etag ();
+  cleanup_json json_t *stored
+      = json_pack ("{s:s,s:s,s:{s:{s:s},s:b}}", "location", "global", "etag", etag, "properties", "virtualNetwork",
+                   "id", vnet_id, "registrationEnabled", registration);
+  store_netres_t r = { .id = (char *)id,
+                       .type = (char *)LINK_TYPE,
+                       .sub = (char *)n->sub,
+                       .rg = (char *)n->rg,
+                       .parent_id = zone->id,
+                       .name = (char *)name,
+                       .body = stored };
+  int created;
+  if (store_netres_put (c->ctx->store, &r, &created, &err) < 0)
+    return api_reply_skiff_error (c, err);
+  changed (c);
+  api_reply_json (c, created ? 201 : 200, link_view (&r));
+}
+
+static void
+handle_zones (netcall_t *n, int first, int depth)
+{
+  call_t *c = n->c;
+  api_path_t *p = &c->path;
+  cleanup_error skiff_error_t err = NULL;
+  if (depth == 0)
+    {
+      if (!api_method_is (c, "GET"))
+        return api_reply_error (c, 405, "MethodNotAllowed", "The method is not allowed for this resource.", NULL);
+      return reply_list (n, ZONE_TYPE, NULL, zone_view);
+    }
+  const char *zname = p->seg[first + 3];
+  cleanup_free char *zid = skiff_strdup_printf ("%s/providers/" ZONE_TYPE "/%s", n->rg_id, zname);
+  if (depth >= 3 && !api_seg_is (c, first + 4, "virtualNetworkLinks"))
+    return api_reply_error (c, 404, "InvalidResourceType", "The resource type could not be found.", NULL);
+  cleanup_free char *lid
+      = depth == 3 ? skiff_strdup_printf ("%s/virtualNetworkLinks/%s", zid, p->seg[first + 5]) : NULL;
+  if (authorize (c, lid ? lid : zid, depth == 1 ? ZONE_TYPE : LINK_TYPE) < 0)
+    return;
+  store_netres_t zone = { 0 };
+  int missing = store_netres_get (c->ctx->store, zid, &zone, &err);
+  if (missing < 0)
+    return api_reply_skiff_error (c, err);
+  if (depth == 1)
+    {
+      int has_links = 0;
+      if (!missing)
+        {
+          store_netres_t *links = NULL;
+          if (store_netres_list (c->ctx->store, LINK_TYPE, NULL, NULL, zone.id, &links, &has_links, &err) < 0)
+            {
+              store_netres_clear (&zone);
+              return api_reply_skiff_error (c, err);
+            }
+          store_netres_free_array (links, has_links);
+        }
+      if (api_method_is (c, "PUT"))
+        zone_put (n, missing ? zid : zone.id, missing ? zname : zone.name);
+      else if (api_method_is (c, "GET"))
+        {
+          if (missing)
+            not_found (c, ZONE_TYPE, zname, n->rg);
+          else
+            api_reply_json (c, 200, zone_view (c, &zone));
+        }
+      else if (api_method_is (c, "DELETE"))
+        {
+          if (missing)
+            api_reply_json (c, 204, NULL);
+          else if (has_links)
+            api_reply_error (c, 409, "ZoneHasVirtualNetworkLinks",
+                             "The private DNS zone has virtual network links. Delete them first.", NULL);
+          else
+            delete_resource (n, zone.id);
+        }
+      else
+        api_reply_error (c, 405, "MethodNotAllowed", "The method is not allowed for this resource.", NULL);
+      store_netres_clear (&zone);
+      return;
+    }
+  if (missing)
+    return not_found (c, ZONE_TYPE, zname, n->rg);
+  if (depth == 2)
+    {
+      if (!api_method_is (c, "GET"))
+        api_reply_error (c, 405, "MethodNotAllowed", "The method is not allowed for this resource.", NULL);
+      else
+        reply_list (n, LINK_TYPE, zone.id, link_view_c);
+      store_netres_clear (&zone);
+      return;
+    }
+  store_netres_t link = { 0 };
+  int lmissing = store_netres_get (c->ctx->store, lid, &link, &err);
+  if (lmissing < 0)
+    {
+      store_netres_clear (&zone);
+      return api_reply_skiff_error (c, err);
+    }
+  if (api_method_is (c, "PUT"))
+    link_put (n, &zone, lmissing ? lid : link.id, lmissing ? p->seg[first + 5] : link.name);
+  else if (api_method_is (c, "GET"))
+    {
+      if (lmissing)
+        not_found (c, LINK_TYPE, p->seg[first + 5], n->rg);
+      else
+        api_reply_json (c, 200, link_view (&link));
+    }
+  else if (api_method_is (c, "DELETE"))
+    {
+      if (lmissing)
+        api_reply_json (c, 204, NULL);
+      else
+        delete_resource (n, link.id);
+    }
+  else
+    api_reply_error (c, 405, "MethodNotAllowed", "The method is not allowed for this resource.", NULL);
+  store_netres_clear (&zone);
+  store_netres_clear (&link);
+}
+
+void
+api_handle_network (call_t *c, int first)
+{
+  api_path_t *p = &c->path;
+  netcall_t n = { .c = c, .sub = c->ctx->subscription_id };
+  int at_rg = first == 4 && api_seg_is (c, 2, "resourcegroups");
+  int depth = p->n - (first + 3); /* 0: the collection, 1: a resource, 2: its children, 3: a child */
+  int vnets = p->n > first + 2 && api_seg_is (c, first + 2, "virtualNetworks");
+  int zones = p->n > first + 2 && api_seg_is (c, first + 2, "privateDnsZones");
+  if ((!vnets && !zones) || depth < 0 || depth > 3 || (!at_rg && depth != 0))
+    return api_reply_error (c, 404, "InvalidResourceType", "The resource type could not be found.", NULL);
+  store_rg_t rg = { 0 };
+  if (at_rg)
+    {
+      cleanup_error skiff_error_t err = NULL;
+      if (store_rg_get (c->ctx->store, n.sub, p->seg[3], &rg, &err) < 0)
+        return api_reply_skiff_error (c, err);
+      if (rg.name == NULL)
+        {
+          cleanup_free char *m = skiff_strdup_printf ("Resource group '%s' could not be found.", p->seg[3]);
+          return api_reply_error (c, 404, "ResourceGroupNotFound", m, NULL);
+        }
+      n.rg = rg.name;
+      n.rg_id = skiff_strdup_printf ("/subscriptions/%s/resourceGroups/%s", n.sub, rg.name);
+    }
+  else
+    n.rg_id = skiff_strdup_printf ("/subscriptions/%s", n.sub);
+  if (depth == 0)
+    {
+      /* a list needs no role at its scope: it shows what the caller may read */
+      if (!api_touches_scope (&c->who, n.rg_id))
+        {
+          cleanup_free char *action = skiff_strdup_printf ("%s/read", vnets ? VNET_TYPE : ZONE_TYPE);
+          api_authorize (c, n.rg_id, action);
+        }
+      else if (vnets)
+        handle_vnets (&n, first, 0);
+      else
+        handle_zones (&n, first, 0);
+    }
+  else if (vnets)
+    handle_vnets (&n, first, depth);
+  else
+    handle_zones (&n, first, depth);
+  free (n.rg_id);
+  store_rg_clear (&rg);
+}
+
+int
+api_network_rg_count (store_t *store, const char *sub, const char *rg, int64_t *count, skiff_error_t *err)
+{
+  *count = 0;
+  static const char *const types[] = { VNET_TYPE, ZONE_TYPE };
+  for (size_t t = 0; t < 2; t++)
+    {
+      store_netres_t *v = NULL;
+      int n = 0;
+      if (store_netres_list (store, types[t], sub, rg, NULL, &v, &n, err) < 0)
+        return -1;
+      store_netres_free_array (v, n);
+      *count += n;
+    }
+  return 0;
+}
+
+int
+api_subnet_resolve (store_t *store, const char *sub, const char *subnet_id, skiff_error_t *err)
+{
+  /* /subscriptions/S/resourceGroups/RG/providers/Microsoft.Network/virtualNetworks/V/subnets/N */
+  char s[256] = "", rg[256] = "", prov[64] = "", vn[256] = "", subnets[32] = "", name[256] = "", extra[2] = "";
+  int k = subnet_id && strlen (subnet_id) < 1024
+              ? sscanf (subnet_id,
+                        "/subscriptions/%255[^/]/resourceGroups/%255[^/]/providers/%63[^/]/"
+                        "virtualNetworks/%255[^/]/%31[^/]/%255[^/]%1s",
+                        s, rg, prov, vn, subnets, name, extra)
+              : 0;
+  if (k == 0 && subnet_id && strlen (subnet_id) < 1024)
+    k = sscanf (subnet_id,
+                "/subscriptions/%255[^/]/resourcegroups/%255[^/]/providers/%63[^/]/"
+                "virtualnetworks/%255[^/]/%31[^/]/%255[^/]%1s",
+                s, rg, prov, vn, subnets, name, extra);
+  if (k != 6 || strcasecmp (prov, NET_PROVIDER) != 0 || strcasecmp (subnets, "subnets") != 0
+      || strcasecmp (s, sub) != 0)
+    return skiff_error_arm_target (err, 400, "InvalidSubnetId", "properties.subnetIds",
+                                   "'%s' is not the id of a subnet of a virtual network in this subscription.",
+                                   subnet_id ? subnet_id : "");
+  store_netres_t r = { 0 };
+  int missing = store_netres_get (store, subnet_id, &r, err);
+  if (missing < 0)
+    return -1;
+  if (missing || strcmp (r.type, SUBNET_TYPE) != 0)
+    {
+      store_netres_clear (&r);
+      cleanup_free char *vid = strndup (subnet_id, strlen (subnet_id) - strlen (name) - strlen ("/subnets/"));
+      store_netres_t v = { 0 };
+      int vmissing = store_netres_get (store, vid, &v, NULL);
+      store_netres_clear (&v);
+      if (vmissing)
+        return skiff_error_arm_target (err, 404, "VirtualNetworkNotFound", "properties.subnetIds",
+                                       "The virtual network '%s' of subnet '%s' was not found.", vn, name);
+      return skiff_error_arm_target (err, 404, "SubnetNotFound", "properties.subnetIds",
+                                     "The subnet '%s' of virtual network '%s' was not found.", name, vn);
+    }
+  int delegated = 0;
+  size_t i;
+  json_t *d;
+  json_array_foreach (json_object_get (json_object_get (r.body, "properties"), "delegations"), i, d)
+  {
+    const char *svc = json_string_value (json_object_get (json_object_get (d, "properties"), "serviceName"));
+    delegated |= svc && strcasecmp (svc, ACI_SERVICE) == 0;
+  }
+  store_netres_clear (&r);
+  if (!delegated)
+    return skiff_error_arm_target (
+        err, 400, "SubnetMissingRequiredDelegation", "properties.subnetIds",
+        "Subnet '%s' must be delegated to '" ACI_SERVICE "' before container groups can use it.", name);
+  return 0;
+}
