@@ -724,8 +724,11 @@ handle_vnets (netcall_t *n, int first, int depth)
     {
       if (api_method_is (c, "PUT"))
         {
+          /* an update keeps the first spelling of the name and id */
+          cleanup_free char *id = skiff_strdup (missing ? vid : vnet.id);
+          cleanup_free char *name = skiff_strdup (missing ? vname : vnet.name);
           store_netres_clear (&vnet);
-          return vnet_put (n, vid, missing ? vname : vnet.name);
+          return vnet_put (n, id, name);
         }
       if (api_method_is (c, "GET"))
         {
