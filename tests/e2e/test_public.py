@@ -294,6 +294,21 @@ def test_outside_client_reaches_public_ports_only(registry, outside):
         priv = group_ip(d, "out", "privweb")
         assert ns_http(ns, priv) is None
         assert ns_http(ns, pub, 81) is None
+        # nor a group in a virtual network
+        from test_vnet import make_vnets, private_group, private_ip, subnet_id
+        _, vnet_a, _ = make_vnets(d, "out")
+        private_group(d, "out", "vnetweb", subnet_id(vnet_a, "front"))
+        d.wait_state("out", "vnetweb", "Running")
+        vip = private_ip(d, "out", "vnetweb")
+        served, deadline = False, time.time() + 10
+        while not served and time.time() < deadline:  # the host itself reaches it: it does serve
+            try:
+                served = b"ocifix" in http_get(vip, timeout=2)
+            except OSError:
+                time.sleep(0.2)
+        assert served
+        assert ns_http(ns, vip) is None
+        d.delete_group("out", "vnetweb")
         d.delete_group("out", "pubweb")
         assert ns_http(ns, pub, timeout=2) is None
         d.delete_group("out", "privweb")
