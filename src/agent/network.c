@@ -269,7 +269,18 @@ agent_net_fqdn (agent_t *a, const char *tenant, const store_group_t *g)
     key = skiff_strdup_printf ("subscription/%s/resourcegroup/%s", g->sub, g->rg);
   else /* Noreuse: a new name for every new group */
     key = skiff_strdup_printf ("group/%s", g->id);
+  /* "West Europe" and "westeurope" are one location, and the name must stay a DNS name */
   cleanup_free char *loc = skiff_ascii_lower (skiff_strdup (g->location ? g->location : "local"));
+  size_t w = 0;
+  for (size_t r = 0; loc[r]; r++)
+    if ((loc[r] >= 'a' && loc[r] <= 'z') || (loc[r] >= '0' && loc[r] <= '9') || loc[r] == '-')
+      loc[w++] = loc[r];
+  loc[w] = '\0';
+  if (w == 0)
+    {
+      free (loc);
+      loc = skiff_strdup ("local");
+    }
   char *fqdn;
   if (key)
     {
@@ -544,6 +555,9 @@ zone_add_client (zone_acc_t *z, uint32_t net, int prefix)
 static void
 record_add (dns_acc_t *d, const char *name, dns_type_t type, const char *value)
 {
+  /* one bad name must not cost every other record (the server refuses a set with one) */
+  if (!dns_valid_name (name))
+    return;
   if (d->nr == d->capr)
     {
       d->capr = d->capr ? d->capr * 2 : 32;

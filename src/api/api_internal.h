@@ -97,10 +97,14 @@ void api_handle_network (call_t *c, int first);
 /* The number of network resources (virtual networks and private DNS zones) in a resource group. */
 int api_network_rg_count (struct store *store, const char *sub, const char *rg, int64_t *count, skiff_error_t *err);
 
-/* 0 when subnet_id names an existing subnet of this subscription delegated to
- * Microsoft.ContainerInstance/containerGroups. ARM errors: 400 InvalidSubnetId, 404
- * VirtualNetworkNotFound / SubnetNotFound, 400 SubnetMissingRequiredDelegation. */
-int api_subnet_resolve (struct store *store, const char *sub, const char *subnet_id, skiff_error_t *err);
+/* Looks up a subnet by its ARM id (any case) for a container group in subscription sub: fills
+ * *addr and *prefix (host order) with its addressPrefix and *vnet_id (owned, the vnet's id as stored);
+ * each output may be NULL. ARM errors: 400 InvalidSubnetId when the id is not a subnet id of this
+ * subscription, 404 SubnetNotFound / VirtualNetworkNotFound when missing, 400
+ * SubnetMissingRequiredDelegation when the subnet is not delegated to
+ * Microsoft.ContainerInstance/containerGroups. Needs no call_t. */
+int api_subnet_resolve (struct store *store, const char *sub, const char *subnet_id, uint32_t *addr, int *prefix,
+                        char **vnet_id, skiff_error_t *err);
 
 /* ---- exec and attach sessions (sessions.c) ---- */
 

@@ -350,7 +350,7 @@ handle_group_put (call_t *c, const char *rg, const char *name, store_rg_t *r)
   /* a subnet must exist and be delegated to container groups */
   const char *subnet_id = json_string_value (
       json_object_get (json_array_get (json_object_get (json_object_get (spec, "properties"), "subnetIds"), 0), "id"));
-  if (subnet_id && api_subnet_resolve (c->ctx->store, c->ctx->subscription_id, subnet_id, &err) < 0)
+  if (subnet_id && api_subnet_resolve (c->ctx->store, c->ctx->subscription_id, subnet_id, NULL, NULL, NULL, &err) < 0)
     return api_reply_skiff_error (c, err);
   store_group_t cur = { 0 };
   if (store_group_get (c->ctx->store, c->ctx->subscription_id, rg, name, &cur, &err) < 0)

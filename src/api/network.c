@@ -1,7 +1,24 @@
 /* network.c - Microsoft.Network resources in ARM's shape: virtual networks with their subnets,
  * private DNS zones with their virtual network links. They are stored as JSON (store_network.c);
- * the agent derives bridges, rules and DNS records from them (agent_network_changed). */
+ * the agent derives bridges, rules and DNS records from them (agent_network_changed).
+ *
+ * ARM error codes: Azure's where they exist (ResourceNotFound, ResourceGroupNotFound,
+ * InvalidResourceType, InvalidResourceName, LocationRequired, InvalidRequestFormat,
+ * InvalidRequestContent, InvalidAddressPrefixFormat, NetcfgSubnetRangeOutsideVnet,
+ * NetcfgSubnetRangesOverlap, VnetAddressSpacesOverlap, InUseSubnetCannotBeDeleted,
+ * InUseSubnetCannotBeUpdated, LocationNotAvailableForResourceType, InvalidSubnetId,
+ * SubnetMissingRequiredDelegation). skiff's own:
+ *   VnetAddressSpaceOverlaps (400): the address space overlaps another virtual network's or the
+ *     host's group network (skiff routes all virtual networks in the host's routing table);
+ *   DuplicateSubnetName (400): a vnet PUT lists two subnets of the same name;
+ *   InUseVirtualNetworkCannotBeDeleted (409): a private DNS zone still links the vnet;
+ *   ZoneHasVirtualNetworkLinks (409): deleting a zone that still has links;
+ *   InvalidVirtualNetworkId (400): a link's virtualNetwork.id names no vnet of this subscription;
+ *   VirtualNetworkAlreadyLinked (409): the vnet already has a link to this zone;
+ *   RegistrationVirtualNetworkAlreadyLinked (409): the vnet already registers in another zone;
+ *   VirtualNetworkNotFound / SubnetNotFound (404): api_subnet_resolve's missing vnet / subnet. */
 #include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -79,6 +96,21 @@ parse_prefix (const char *s, const char *target, cidr_t *c, skiff_error_t *err)
       skiff_error_release (&e);
       return r;
     }
+  return 0;
+}
+
+/* 1 when subnet properties carry a delegation to container groups. */
+static int
+delegated_to_aci (json_t *props)
+{
+  size_t i;
+  json_t *d;
+  json_array_foreach (json_object_get (props, "delegations"), i, d)
+  {
+    const char *svc = json_string_value (json_object_get (json_object_get (d, "properties"), "serviceName"));
+    if (svc && strcasecmp (svc, ACI_SERVICE) == 0)
+      return 1;
+  }
   return 0;
 }
 
@@ -241,6 +273,7 @@ read_body (call_t *c, json_t **out)
   if (!json_is_object (*out))
     {
       json_decref (*out);
+      *out = NULL;
       api_reply_error (c, 400, "InvalidRequestContent", "The request content must be a JSON object.", NULL);
       return -1;
     }
@@ -367,7 +400,16 @@ vnet_put (netcall_t *n, const char *id, const char *name)
   if (location == NULL || !*location)
     return api_reply_error (c, 400, "LocationRequired", "The location property is required for this definition.",
                             "location");
+  json_t *tags = json_object_get (body, "tags");
+  if (tags && !json_is_object (tags) && !json_is_null (tags))
+    return api_reply_error (c, 400, "InvalidRequestContent", "The property 'tags' must be an object.", "tags");
   json_t *props = json_object_get (body, "properties");
+  json_t *subs = json_object_get (props, "subnets");
+  if (json_is_null (subs))
+    subs = NULL; /* like an absent list: the stored subnets stay */
+  if (subs && !json_is_array (subs))
+    return api_reply_error (c, 400, "InvalidRequestFormat", "properties.subnets must be an array of subnets.",
+                            "properties.subnets");
   json_t *prefixes = json_object_get (json_object_get (props, "addressSpace"), "addressPrefixes");
   if (!json_is_array (prefixes) || json_array_size (prefixes) == 0 || json_array_size (prefixes) > MAX_PREFIXES)
     return api_reply_error (c, 400, "InvalidRequestFormat",
@@ -435,7 +477,6 @@ vnet_put (netcall_t *n, const char *id, const char *name)
       store_netres_clear (&cur);
       return api_reply_skiff_error (c, err);
     }
-  json_t *subs = json_object_get (props, "subnets");
   size_t n_new = json_array_size (subs);
   cidr_t new_cidrs[MAX_SUBNETS];
   cleanup_json json_t *new_bodies = json_array ();
@@ -457,6 +498,14 @@ vnet_put (netcall_t *n, const char *id, const char *name)
           fail_msg = skiff_strdup ("A subnet name has 1 to 80 letters, digits, '_', '.' and '-'.");
           break;
         }
+      for (size_t k = 0; k < i && !fail_code; k++)
+        if (strcasecmp (json_string_value (json_object_get (json_array_get (new_bodies, k), "name")), sn) == 0)
+          {
+            fail_code = "DuplicateSubnetName";
+            fail_msg = skiff_strdup_printf ("Subnet '%s' is listed more than once.", sn);
+          }
+      if (fail_code)
+        break;
       if (check_subnet (json_object_get (s, "properties"), "properties.subnets", space, ns, &new_cidrs[i], &stored,
                         &err)
           < 0)
@@ -484,7 +533,10 @@ vnet_put (netcall_t *n, const char *id, const char *name)
                 ? json_string_value (json_object_get (json_object_get (replacement, "properties"), "addressPrefix"))
                 : prefix;
       int goes = subs && replacement == NULL;
-      int moves = replacement && strcmp (new_prefix ? new_prefix : "", prefix ? prefix : "") != 0;
+      int moves = replacement
+                  && (strcmp (new_prefix ? new_prefix : "", prefix ? prefix : "") != 0
+                      || (delegated_to_aci (json_object_get (old_subs[k].body, "properties"))
+                          && !delegated_to_aci (json_object_get (replacement, "properties"))));
       if (!subs)
         {
           cidr_t sc;
@@ -508,8 +560,9 @@ vnet_put (netcall_t *n, const char *id, const char *name)
           if (used > 0)
             {
               fail_code = goes ? "InUseSubnetCannotBeDeleted" : "InUseSubnetCannotBeUpdated";
-              fail_msg = skiff_strdup_printf ("Subnet '%s' is in use by a container group and cannot be %s.",
-                                              old_subs[k].name, goes ? "deleted" : "changed");
+              fail_msg = skiff_strdup_printf ("Subnet '%s' is in use by a container group: it cannot be %s.",
+                                              old_subs[k].name,
+                                              goes ? "deleted" : "given another address prefix or lose its delegation");
             }
         }
     }
@@ -535,8 +588,8 @@ vnet_put (netcall_t *n, const char *id, const char *name)
   cleanup_json json_t *stored
       = json_pack ("{s:s,s:s,s:{s:s,s:{s:O}}}", "location", location, "etag", etag, "properties", "resourceGuid", guid,
                    "addressSpace", "addressPrefixes", prefixes);
-  if (json_is_object (json_object_get (body, "tags")))
-    json_object_set (stored, "tags", json_object_get (body, "tags"));
+  if (json_is_object (tags))
+    json_object_set (stored, "tags", tags);
   store_netres_t r = { .id = (char *)id,
                        .type = (char *)VNET_TYPE,
                        .sub = (char *)n->sub,
@@ -616,13 +669,23 @@ subnet_put (netcall_t *n, const store_netres_t *vnet, const char *id, const char
           = json_string_value (json_object_get (json_object_get (sibs[k].body, "properties"), "addressPrefix"));
       if (strcasecmp (sibs[k].id, id) == 0)
         {
-          if (prefix && strcmp (prefix, json_string_value (json_object_get (stored_props, "addressPrefix"))) != 0
-              && subnet_in_use (c->ctx->store, n->sub, id, 0, NULL) > 0)
+          int moves
+              = strcmp (prefix ? prefix : "", json_string_value (json_object_get (stored_props, "addressPrefix"))) != 0;
+          int undelegates
+              = delegated_to_aci (json_object_get (sibs[k].body, "properties")) && !delegated_to_aci (stored_props);
+          int used = moves || undelegates ? subnet_in_use (c->ctx->store, n->sub, id, 0, &err) : 0;
+          if (used < 0)
+            {
+              store_netres_free_array (sibs, nsib);
+              return api_reply_skiff_error (c, err);
+            }
+          if (used)
             {
               store_netres_free_array (sibs, nsib);
               return api_reply_error (c, 409, "InUseSubnetCannotBeUpdated",
-                                      "The subnet is in use by a container group: its address prefix cannot change.",
-                                      "properties.addressPrefix");
+                                      "The subnet is in use by a container group: its address prefix and its "
+                                      "delegation to container groups cannot change.",
+                                      moves ? "properties.addressPrefix" : "properties.delegations");
             }
           continue;
         }
@@ -711,11 +774,7 @@ handle_vnets (netcall_t *n, int first, int depth)
     }
   const char *vname = p->seg[first + 3];
   cleanup_free char *vid = skiff_strdup_printf ("%s/providers/" VNET_TYPE "/%s", n->rg_id, vname);
-  if (depth >= 3 && !api_seg_is (c, first + 4, "subnets"))
-    return api_reply_error (c, 404, "InvalidResourceType", "The resource type could not be found.", NULL);
   cleanup_free char *sid = depth == 3 ? skiff_strdup_printf ("%s/subnets/%s", vid, p->seg[first + 5]) : NULL;
-  if (authorize (c, sid ? sid : vid, depth == 1 ? VNET_TYPE : SUBNET_TYPE) < 0)
-    return;
   store_netres_t vnet = { 0 };
   int missing = store_netres_get (c->ctx->store, vid, &vnet, &err);
   if (missing < 0)
@@ -788,7 +847,10 @@ handle_vnets (netcall_t *n, int first, int depth)
   else if (api_method_is (c, "GET"))
     {
       if (smissing)
-        not_found (c, SUBNET_TYPE, p->seg[first + 5], n->rg);
+        {
+          cleanup_free char *nested = skiff_strdup_printf ("%s/subnets/%s", vnet.name, p->seg[first + 5]);
+          not_found (c, VNET_TYPE, nested, n->rg);
+        }
       else
         api_reply_json (c, 200, subnet_view (&sub));
     }
@@ -829,16 +891,18 @@ zone_put (netcall_t *n, const char *id, const char *name)
   if (location == NULL || strcasecmp (location, "global") != 0)
     return api_reply_error (c, 400, "LocationNotAvailableForResourceType",
                             "The location of a private DNS zone must be 'global'.", "location");
+  json_t *tags = json_object_get (body, "tags");
+  if (tags && !json_is_object (tags) && !json_is_null (tags))
+    return api_reply_error (c, 400, "InvalidRequestContent", "The property 'tags' must be an object.", "tags");
   cleanup_free char *etag = new_etag ();
   cleanup_json json_t *stored = json_pack ("{s:s,s:s}", "location", "global", "etag", etag);
-  if (json_is_object (json_object_get (body, "tags")))
-    json_object_set (stored, "tags", json_object_get (body, "tags"));
-  cleanup_free char *lname = skiff_ascii_lower (skiff_strdup (name));
+  if (json_is_object (tags))
+    json_object_set (stored, "tags", tags);
   store_netres_t r = { .id = (char *)id,
                        .type = (char *)ZONE_TYPE,
                        .sub = (char *)n->sub,
                        .rg = (char *)n->rg,
-                       .name = lname,
+                       .name = (char *)name, /* as spelled; names compare case-insensitively */
                        .body = stored };
   int created;
   if (store_netres_put (c->ctx->store, &r, &created, &err) < 0)
@@ -945,12 +1009,8 @@ handle_zones (netcall_t *n, int first, int depth)
     }
   const char *zname = p->seg[first + 3];
   cleanup_free char *zid = skiff_strdup_printf ("%s/providers/" ZONE_TYPE "/%s", n->rg_id, zname);
-  if (depth >= 3 && !api_seg_is (c, first + 4, "virtualNetworkLinks"))
-    return api_reply_error (c, 404, "InvalidResourceType", "The resource type could not be found.", NULL);
   cleanup_free char *lid
       = depth == 3 ? skiff_strdup_printf ("%s/virtualNetworkLinks/%s", zid, p->seg[first + 5]) : NULL;
-  if (authorize (c, lid ? lid : zid, depth == 1 ? ZONE_TYPE : LINK_TYPE) < 0)
-    return;
   store_netres_t zone = { 0 };
   int missing = store_netres_get (c->ctx->store, zid, &zone, &err);
   if (missing < 0)
@@ -1015,7 +1075,10 @@ handle_zones (netcall_t *n, int first, int depth)
   else if (api_method_is (c, "GET"))
     {
       if (lmissing)
-        not_found (c, LINK_TYPE, p->seg[first + 5], n->rg);
+        {
+          cleanup_free char *nested = skiff_strdup_printf ("%s/virtualNetworkLinks/%s", zone.name, p->seg[first + 5]);
+          not_found (c, ZONE_TYPE, nested, n->rg);
+        }
       else
         api_reply_json (c, 200, link_view (&link));
     }
@@ -1041,8 +1104,37 @@ api_handle_network (call_t *c, int first)
   int depth = p->n - (first + 3); /* 0: the collection, 1: a resource, 2: its children, 3: a child */
   int vnets = p->n > first + 2 && api_seg_is (c, first + 2, "virtualNetworks");
   int zones = p->n > first + 2 && api_seg_is (c, first + 2, "privateDnsZones");
-  if ((!vnets && !zones) || depth < 0 || depth > 3 || (!at_rg && depth != 0))
+  if ((!vnets && !zones) || depth < 0 || depth > 3 || (!at_rg && depth != 0)
+      || (depth >= 2 && !api_seg_is (c, first + 4, vnets ? "subnets" : "virtualNetworkLinks")))
     return api_reply_error (c, 404, "InvalidResourceType", "The resource type could not be found.", NULL);
+  const char *type = depth <= 1 ? (vnets ? VNET_TYPE : ZONE_TYPE) : (vnets ? SUBNET_TYPE : LINK_TYPE);
+
+  /* authorization first, on the scope the URL names (the resource group may not exist yet) */
+  cleanup_free char *scope = at_rg ? skiff_strdup_printf ("/subscriptions/%s/resourceGroups/%s", n.sub, p->seg[3])
+                                   : skiff_strdup_printf ("/subscriptions/%s", n.sub);
+  if (depth == 0)
+    {
+      /* a list needs no role at its scope: it shows what the caller may read */
+      if (!api_touches_scope (&c->who, scope))
+        {
+          cleanup_free char *action = skiff_strdup_printf ("%s/read", type);
+          api_authorize (c, scope, action);
+          return;
+        }
+    }
+  else
+    {
+      /* the resource (depth 1, and 2: a list of its children), or a child (depth 3) */
+      cleanup_free char *rscope
+          = depth == 3 ? skiff_strdup_printf ("%s/providers/%s/%s/%s/%s/%s", scope, NET_PROVIDER,
+                                              vnets ? "virtualNetworks" : "privateDnsZones", p->seg[first + 3],
+                                              vnets ? "subnets" : "virtualNetworkLinks", p->seg[first + 5])
+                       : skiff_strdup_printf ("%s/providers/%s/%s/%s", scope, NET_PROVIDER,
+                                              vnets ? "virtualNetworks" : "privateDnsZones", p->seg[first + 3]);
+      if (authorize (c, rscope, type) < 0)
+        return;
+    }
+
   store_rg_t rg = { 0 };
   if (at_rg)
     {
@@ -1059,23 +1151,18 @@ api_handle_network (call_t *c, int first)
     }
   else
     n.rg_id = skiff_strdup_printf ("/subscriptions/%s", n.sub);
-  if (depth == 0)
-    {
-      /* a list needs no role at its scope: it shows what the caller may read */
-      if (!api_touches_scope (&c->who, n.rg_id))
-        {
-          cleanup_free char *action = skiff_strdup_printf ("%s/read", vnets ? VNET_TYPE : ZONE_TYPE);
-          api_authorize (c, n.rg_id, action);
-        }
-      else if (vnets)
-        handle_vnets (&n, first, 0);
-      else
-        handle_zones (&n, first, 0);
-    }
-  else if (vnets)
+  /* writes check the store, then change it (overlaps, links, subnets in use): one at a time,
+     whichever loop thread serves them */
+  static pthread_mutex_t write_lock = PTHREAD_MUTEX_INITIALIZER;
+  int writes = !api_method_is (c, "GET");
+  if (writes)
+    pthread_mutex_lock (&write_lock);
+  if (vnets)
     handle_vnets (&n, first, depth);
   else
     handle_zones (&n, first, depth);
+  if (writes)
+    pthread_mutex_unlock (&write_lock);
   free (n.rg_id);
   store_rg_clear (&rg);
 }
@@ -1098,55 +1185,87 @@ api_network_rg_count (store_t *store, const char *sub, const char *rg, int64_t *
 }
 
 int
-api_subnet_resolve (store_t *store, const char *sub, const char *subnet_id, skiff_error_t *err)
+api_subnet_resolve (store_t *store, const char *sub, const char *subnet_id, uint32_t *addr, int *prefix, char **vnet_id,
+                    skiff_error_t *err)
 {
-  /* /subscriptions/S/resourceGroups/RG/providers/Microsoft.Network/virtualNetworks/V/subnets/N */
-  char s[256] = "", rg[256] = "", prov[64] = "", vn[256] = "", subnets[32] = "", name[256] = "", extra[2] = "";
-  int k = subnet_id && strlen (subnet_id) < 1024
-              ? sscanf (subnet_id,
-                        "/subscriptions/%255[^/]/resourceGroups/%255[^/]/providers/%63[^/]/"
-                        "virtualNetworks/%255[^/]/%31[^/]/%255[^/]%1s",
-                        s, rg, prov, vn, subnets, name, extra)
-              : 0;
-  if (k == 0 && subnet_id && strlen (subnet_id) < 1024)
-    k = sscanf (subnet_id,
-                "/subscriptions/%255[^/]/resourcegroups/%255[^/]/providers/%63[^/]/"
-                "virtualnetworks/%255[^/]/%31[^/]/%255[^/]%1s",
-                s, rg, prov, vn, subnets, name, extra);
-  if (k != 6 || strcasecmp (prov, NET_PROVIDER) != 0 || strcasecmp (subnets, "subnets") != 0
-      || strcasecmp (s, sub) != 0)
-    return skiff_error_arm_target (err, 400, "InvalidSubnetId", "properties.subnetIds",
-                                   "'%s' is not the id of a subnet of a virtual network in this subscription.",
-                                   subnet_id ? subnet_id : "");
-  store_netres_t r = { 0 };
-  int missing = store_netres_get (store, subnet_id, &r, err);
+  if (addr)
+    *addr = 0;
+  if (prefix)
+    *prefix = 0;
+  if (vnet_id)
+    *vnet_id = NULL;
+  /* /subscriptions/S/resourceGroups/RG/providers/Microsoft.Network/virtualNetworks/V/subnets/N, any case */
+  api_path_t p = { 0 };
+  skiff_error_t pe = NULL;
+  int ok = subnet_id && subnet_id[0] == '/' && strchr (subnet_id, '%') == NULL && strchr (subnet_id, '?') == NULL
+           && api_path_parse (subnet_id, strlen (subnet_id), &p, &pe) == 0;
+  skiff_error_release (&pe);
+  ok = ok && p.n == 10 && strcasecmp (p.seg[0], "subscriptions") == 0 && strcasecmp (p.seg[1], sub) == 0
+       && strcasecmp (p.seg[2], "resourceGroups") == 0 && strcasecmp (p.seg[4], "providers") == 0
+       && strcasecmp (p.seg[5], NET_PROVIDER) == 0 && strcasecmp (p.seg[6], "virtualNetworks") == 0
+       && strcasecmp (p.seg[8], "subnets") == 0 && valid_name (p.seg[7]) && valid_name (p.seg[9]);
+  if (!ok)
+    {
+      api_path_clear (&p);
+      return skiff_error_arm_target (err, 400, "InvalidSubnetId", "properties.subnetIds",
+                                     "'%s' is not the id of a subnet of a virtual network in this subscription.",
+                                     subnet_id ? subnet_id : "");
+    }
+  cleanup_free char *vid = skiff_strdup_printf ("/subscriptions/%s/resourceGroups/%s/providers/" VNET_TYPE "/%s",
+                                                p.seg[1], p.seg[3], p.seg[7]);
+  cleanup_free char *sid = skiff_strdup_printf ("%s/subnets/%s", vid, p.seg[9]);
+  cleanup_free char *vname = skiff_strdup (p.seg[7]);
+  cleanup_free char *sname = skiff_strdup (p.seg[9]);
+  api_path_clear (&p);
+
+  store_netres_t v = { 0 };
+  int missing = store_netres_get (store, vid, &v, err);
   if (missing < 0)
     return -1;
+  if (missing || strcmp (v.type, VNET_TYPE) != 0)
+    {
+      store_netres_clear (&v);
+      return skiff_error_arm_target (err, 404, "VirtualNetworkNotFound", "properties.subnetIds",
+                                     "The virtual network '%s' of subnet '%s' was not found.", vname, sname);
+    }
+  store_netres_t r = { 0 };
+  missing = store_netres_get (store, sid, &r, err);
+  if (missing < 0)
+    {
+      store_netres_clear (&v);
+      return -1;
+    }
   if (missing || strcmp (r.type, SUBNET_TYPE) != 0)
     {
-      store_netres_clear (&r);
-      cleanup_free char *vid = strndup (subnet_id, strlen (subnet_id) - strlen (name) - strlen ("/subnets/"));
-      store_netres_t v = { 0 };
-      int vmissing = store_netres_get (store, vid, &v, NULL);
       store_netres_clear (&v);
-      if (vmissing)
-        return skiff_error_arm_target (err, 404, "VirtualNetworkNotFound", "properties.subnetIds",
-                                       "The virtual network '%s' of subnet '%s' was not found.", vn, name);
+      store_netres_clear (&r);
       return skiff_error_arm_target (err, 404, "SubnetNotFound", "properties.subnetIds",
-                                     "The subnet '%s' of virtual network '%s' was not found.", name, vn);
+                                     "The subnet '%s' of virtual network '%s' was not found.", sname, vname);
     }
-  int delegated = 0;
-  size_t i;
-  json_t *d;
-  json_array_foreach (json_object_get (json_object_get (r.body, "properties"), "delegations"), i, d)
-  {
-    const char *svc = json_string_value (json_object_get (json_object_get (d, "properties"), "serviceName"));
-    delegated |= svc && strcasecmp (svc, ACI_SERVICE) == 0;
-  }
-  store_netres_clear (&r);
+  json_t *props = json_object_get (r.body, "properties");
+  int delegated = delegated_to_aci (props);
+  cidr_t cidr = { 0, 0 };
+  skiff_error_t ce = NULL;
+  int parsed
+      = net_parse_cidr (json_string_value (json_object_get (props, "addressPrefix")), &cidr.net, &cidr.prefix, &ce);
+  skiff_error_release (&ce);
+  int rc = 0;
   if (!delegated)
-    return skiff_error_arm_target (
+    rc = skiff_error_arm_target (
         err, 400, "SubnetMissingRequiredDelegation", "properties.subnetIds",
-        "Subnet '%s' must be delegated to '" ACI_SERVICE "' before container groups can use it.", name);
-  return 0;
+        "Subnet '%s' must be delegated to '" ACI_SERVICE "' before container groups can use it.", r.name);
+  else if (parsed < 0) /* stored subnets were validated: only a damaged store gets here */
+    rc = skiff_error_arm (err, 500, "InternalServerError", "The stored subnet '%s' has no valid address prefix.", r.id);
+  else
+    {
+      if (addr)
+        *addr = cidr.net;
+      if (prefix)
+        *prefix = cidr.prefix;
+      if (vnet_id)
+        *vnet_id = skiff_strdup (v.id);
+    }
+  store_netres_clear (&v);
+  store_netres_clear (&r);
+  return rc;
 }

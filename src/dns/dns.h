@@ -72,12 +72,14 @@ int dns_server_port (dns_server_t *s);
  * bridges' gateway addresses, port 53, so containers reach the server. Safe from any thread. */
 int dns_server_listen (dns_server_t *s, const char *addr, int port, skiff_error_t *err);
 
-/* Removes the listener on addr:port, if there is one. Safe from any thread. */
+/* Removes the listener on addr:port, if there is one. Safe from any thread. Its sockets are
+ * closed when this returns (the port can be bound again). */
 void dns_server_unlisten (dns_server_t *s, const char *addr, int port);
 
 /* Replaces all zones and records at once (copies them); queries see either the old or the new
  * set, never a mix. Records outside every zone, names that are not valid DNS names, or values
- * that do not parse are refused (EINVAL, nothing changes). Safe from any thread. */
+ * that do not parse are refused (EINVAL, nothing changes). Safe from any thread. A zone's SOA
+ * serial grows when its content (ttl, clients, records) changes and stays when it does not. */
 int dns_server_set (dns_server_t *s, const dns_zone_t *zones, size_t n_zones, const dns_record_t *records,
                     size_t n_records, skiff_error_t *err);
 

@@ -83,7 +83,9 @@ def test_kill9_during_creates_leaves_no_orphans(fresh_skiffd):
                                  capture_output=True, text=True).stdout.split()
         if (len(folders), len(monitors), len(runtime)) == (len(names), len(names), 2 * len(names)):
             break
-        assert time.time() < deadline, (folders, monitors, runtime)
+        assert time.time() < deadline, (f"{len(folders)} folders, {len(monitors)} monitors, {len(runtime)} runtime "
+                                         f"containers for {len(names)} groups", folders, monitors, runtime,
+                                         d.log()[-4000:])
         time.sleep(0.2)
     # a crash in the middle of deletes too
     for n in names:
