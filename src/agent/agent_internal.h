@@ -60,7 +60,8 @@ struct agent
   int push_pending;
   pthread_t pusher;
   int pusher_started;
-  agent_u32vec_t dns_gw; /* gateway addresses the DNS server listens on */
+  agent_u32vec_t dns_gw;     /* gateway addresses the DNS server listens on */
+  agent_u32vec_t fwd_except; /* group addresses left out of DNS forwarding */
 };
 
 /* ---- networking (network.c) ---- */

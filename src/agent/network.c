@@ -77,6 +77,24 @@ is_public (json_t *spec)
   return ip && type && skiff_strcaseeq (type, "Public");
 }
 
+/* 1 when the group's dnsConfig names its own nameServers. */
+static int
+has_own_nameservers (json_t *spec)
+{
+  return json_array_size (
+             json_object_get (json_object_get (json_object_get (spec, "properties"), "dnsConfig"), "nameServers"))
+         > 0;
+}
+
+static int
+u32_has (const agent_u32vec_t *v, uint32_t x)
+{
+  for (size_t i = 0; i < v->n; i++)
+    if (v->v[i] == x)
+      return 1;
+  return 0;
+}
+
 static const char *
 first_subnet_id (json_t *spec)
 {
@@ -198,9 +216,14 @@ agent_net_attach (agent_t *a, store_group_t *g, const char *ns_dir, agent_net_pl
   cleanup_free char *netns = skiff_strdup_printf ("%s/net", ns_dir);
   if (net_group_attach (&where, netns, agent_net_ifname (g->id, ifname), *addr, err) < 0)
     return skiff_error_wrap (err, "connect the group's network");
-  /* published ports, virtual network rules and DNS records follow the new address */
+  /* published ports, virtual network rules, DNS records and who is left out of DNS forwarding
+     follow the new address */
   json_t *ip = json_object_get (json_object_get (g->spec, "properties"), "ipAddress");
-  if (p->vnet_id || is_public (g->spec) || json_object_get (ip, "dnsNameLabel"))
+  pthread_mutex_lock (&a->net_lock);
+  int forwarding_changes = a->cfg.dns && dns_server_n_upstreams (a->cfg.dns) > 0
+                           && has_own_nameservers (g->spec) != u32_has (&a->fwd_except, *addr);
+  pthread_mutex_unlock (&a->net_lock);
+  if (p->vnet_id || is_public (g->spec) || json_object_get (ip, "dnsNameLabel") || forwarding_changes)
     agent_net_sync (a);
   log_debug ("group %s: network attach %.2f ms", g->id, (double)(skiff_monotonic_ns () - t) / 1e6);
   return 0;
@@ -453,9 +476,11 @@ agent_net_resolv_conf (agent_t *a, json_t *spec, const agent_net_place_t *p)
   int n = 0;
   json_array_foreach (servers, i, s) if (only (json_string_value (s), "0123456789abcdefABCDEF.:") && n++ < 3)
       fprintf (f, "nameserver %s\n", json_string_value (s));
-  if (n == 0)
+  if (n == 0 && !(a->cfg.dns && p->gateway))
     {
-      /* the host's own resolvers, unless they live on its loopback (unreachable from a group) */
+      /* without skiff's DNS: the host's own resolvers, unless they live on its loopback
+         (unreachable from a group). With it, skiff forwards what it does not answer (or, with
+         --dns-forward none, containers resolve skiff's names only) */
       cleanup_free char *host = NULL;
       size_t hl = 0;
       if (skiff_read_file ("/etc/resolv.conf", 65536, &host, &hl, NULL) == 0)
@@ -853,9 +878,51 @@ build_dns (agent_t *a, snapshot_t *s, dns_acc_t *d)
     }
 }
 
+/* Who gets their other queries forwarded: the containers of the default network and of every
+ * virtual network, except groups with nameServers of their own (they get REFUSED and ask their
+ * own servers next, as their resolv.conf lists them). */
+static void
+sync_forwarding (agent_t *a, snapshot_t *s)
+{
+  if (dns_server_n_upstreams (a->cfg.dns) == 0)
+    return;
+  size_t cap = 1 + 16 * (size_t)s->n_vnets;
+  cleanup_free dns_net_t *clients = calloc (cap, sizeof (dns_net_t));
+  cleanup_free dns_net_t *except = calloc ((size_t)s->n_groups + 1, sizeof (dns_net_t));
+  if (clients == NULL || except == NULL)
+    abort ();
+  size_t nc = 0, nx = 0;
+  clients[nc++] = (dns_net_t){ a->cfg.net->subnet, a->cfg.net->prefix };
+  for (int i = 0; i < s->n_vnets; i++)
+    {
+      uint32_t nets[16];
+      int prefixes[16];
+      size_t np = vnet_prefixes (s->vnets[i].body, nets, prefixes, 16);
+      for (size_t k = 0; k < np; k++)
+        clients[nc++] = (dns_net_t){ nets[k], prefixes[k] };
+    }
+  for (int i = 0; i < s->n_groups; i++)
+    {
+      uint32_t addr = addr_of (s->private_pool, s->groups[i].id);
+      if (addr && has_own_nameservers (s->groups[i].spec))
+        except[nx++] = (dns_net_t){ addr, 32 };
+    }
+  skiff_error_t e = NULL;
+  if (dns_server_set_forward_clients (a->cfg.dns, clients, nc, except, nx, &e) < 0)
+    {
+      log_warn ("DNS forwarding: %s", e->msg);
+      skiff_error_release (&e);
+      return;
+    }
+  a->fwd_except.n = 0;
+  for (size_t i = 0; i < nx; i++)
+    u32_push (&a->fwd_except, except[i].addr);
+}
+
 static void
 sync_dns (agent_t *a, snapshot_t *s, agent_u32vec_t *gateways)
 {
+  sync_forwarding (a, s);
   dns_acc_t d = { 0 };
   build_dns (a, s, &d);
   cleanup_free dns_zone_t *zones = calloc (d.nz + 1, sizeof (dns_zone_t));
@@ -1157,5 +1224,8 @@ agent_net_stop (agent_t *a)
     }
   free (a->dns_gw.v);
   a->dns_gw.v = NULL;
+  free (a->fwd_except.v);
+  a->fwd_except.v = NULL;
+  a->fwd_except.n = a->fwd_except.cap = 0;
   a->dns_gw.n = a->dns_gw.cap = 0;
 }

@@ -97,6 +97,12 @@ void api_handle_network (call_t *c, int first);
 /* The number of network resources (virtual networks and private DNS zones) in a resource group. */
 int api_network_rg_count (struct store *store, const char *sub, const char *rg, int64_t *count, skiff_error_t *err);
 
+/* Serialises the writes that check network resources and then change the store: PUT and
+ * DELETE of virtual networks, subnets and zones, and a group PUT that names a subnet (so a subnet
+ * cannot go between the group's check and its record). Not recursive. */
+void api_network_lock (void);
+void api_network_unlock (void);
+
 /* Looks up a subnet by its ARM id (any case) for a container group in subscription sub: fills
  * *addr and *prefix (host order) with its addressPrefix and *vnet_id (owned, the vnet's id as stored);
  * each output may be NULL. ARM errors: 400 InvalidSubnetId when the id is not a subnet id of this

@@ -340,6 +340,8 @@ handle_group_list (call_t *c, const char *rg)
   api_reply_json (c, 200, body);
 }
 
+static void handle_group_put_checked (call_t *c, const char *rg, const char *name, store_rg_t *r, json_t *spec);
+
 static void
 handle_group_put (call_t *c, const char *rg, const char *name, store_rg_t *r)
 {
@@ -347,7 +349,21 @@ handle_group_put (call_t *c, const char *rg, const char *name, store_rg_t *r)
   cleanup_json json_t *spec = NULL;
   if (model_parse_group (c->req->body, c->req->body_len, name, &c->ctx->limits, &spec, &err) < 0)
     return api_reply_skiff_error (c, err);
-  /* a subnet must exist and be delegated to container groups */
+  /* a subnet must exist and be delegated to container groups, and stay so until the group is
+     recorded (the network writes check for groups using a subnet) */
+  int in_subnet = json_array_size (json_object_get (json_object_get (spec, "properties"), "subnetIds")) > 0;
+  if (in_subnet)
+    api_network_lock ();
+  handle_group_put_checked (c, rg, name, r, spec);
+  if (in_subnet)
+    api_network_unlock ();
+}
+
+/* handle_group_put with the body parsed into spec (borrowed). */
+static void
+handle_group_put_checked (call_t *c, const char *rg, const char *name, store_rg_t *r, json_t *spec)
+{
+  cleanup_error skiff_error_t err = NULL;
   const char *subnet_id = json_string_value (
       json_object_get (json_array_get (json_object_get (json_object_get (spec, "properties"), "subnetIds"), 0), "id"));
   if (subnet_id && api_subnet_resolve (c->ctx->store, c->ctx->subscription_id, subnet_id, NULL, NULL, NULL, &err) < 0)

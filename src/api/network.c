@@ -99,6 +99,20 @@ parse_prefix (const char *s, const char *target, cidr_t *c, skiff_error_t *err)
   return 0;
 }
 
+static pthread_mutex_t network_writes = PTHREAD_MUTEX_INITIALIZER;
+
+void
+api_network_lock (void)
+{
+  pthread_mutex_lock (&network_writes);
+}
+
+void
+api_network_unlock (void)
+{
+  pthread_mutex_unlock (&network_writes);
+}
+
 /* 1 when subnet properties carry a delegation to container groups. */
 static int
 delegated_to_aci (json_t *props)
@@ -1153,16 +1167,15 @@ api_handle_network (call_t *c, int first)
     n.rg_id = skiff_strdup_printf ("/subscriptions/%s", n.sub);
   /* writes check the store, then change it (overlaps, links, subnets in use): one at a time,
      whichever loop thread serves them */
-  static pthread_mutex_t write_lock = PTHREAD_MUTEX_INITIALIZER;
   int writes = !api_method_is (c, "GET");
   if (writes)
-    pthread_mutex_lock (&write_lock);
+    api_network_lock ();
   if (vnets)
     handle_vnets (&n, first, depth);
   else
     handle_zones (&n, first, depth);
   if (writes)
-    pthread_mutex_unlock (&write_lock);
+    api_network_unlock ();
   free (n.rg_id);
   store_rg_clear (&rg);
 }

@@ -527,7 +527,12 @@ dns_answer (const dns_set_t *set, const uint8_t *q, size_t qlen, uint32_t src, s
   int transfer = qtype == LDNS_RR_TYPE_AXFR || qtype == LDNS_RR_TYPE_IXFR;
   long zi = ldns_rr_get_class (question) == LDNS_RR_CLASS_IN && !transfer ? find_zone (set, qname) : -1;
   if (zi < 0 || !client_allowed (&set->zones[zi], src))
-    return bare_reply (query, LDNS_RCODE_REFUSED, false, false, out, outlen);
+    {
+      /* not skiff's to answer (for this client): a forwarder may ask another server */
+      if (bare_reply (query, LDNS_RCODE_REFUSED, false, false, out, outlen) < 0)
+        return -1;
+      return transfer || ldns_rr_get_class (question) != LDNS_RR_CLASS_IN ? 0 : 1;
+    }
   const dns_zone_entry_t *z = &set->zones[zi];
   cleanup_pkt ldns_pkt *p = reply_new (query, LDNS_RCODE_NOERROR, true);
   if (p == NULL)
@@ -552,4 +557,37 @@ dns_answer (const dns_set_t *set, const uint8_t *q, size_t qlen, uint32_t src, s
   *out = w;
   *outlen = n;
   return 0;
+}
+
+int
+dns_reply_servfail (const uint8_t *q, size_t qlen, uint8_t **out, size_t *outlen)
+{
+  *out = NULL;
+  *outlen = 0;
+  cleanup_pkt ldns_pkt *query = NULL;
+  if (q == NULL || qlen < LDNS_HEADER_SIZE || ldns_wire2pkt (&query, q, qlen) != LDNS_STATUS_OK)
+    return -1;
+  cleanup_pkt ldns_pkt *p = reply_new (query, LDNS_RCODE_SERVFAIL, false);
+  if (p == NULL)
+    return -1;
+  ldns_pkt_set_ra (p, true);
+  return to_wire (p, out, outlen);
+}
+
+int
+dns_same_question (const uint8_t *q, size_t qlen, const uint8_t *r, size_t rlen)
+{
+  cleanup_pkt ldns_pkt *query = NULL;
+  cleanup_pkt ldns_pkt *reply = NULL;
+  if (q == NULL || r == NULL || qlen < LDNS_HEADER_SIZE || rlen < LDNS_HEADER_SIZE || !LDNS_QR_WIRE (r)
+      || LDNS_QR_WIRE (q) || LDNS_ID_WIRE (q) != LDNS_ID_WIRE (r))
+    return 0;
+  if (ldns_wire2pkt (&query, q, qlen) != LDNS_STATUS_OK || ldns_wire2pkt (&reply, r, rlen) != LDNS_STATUS_OK)
+    return 0;
+  ldns_rr_list *a = ldns_pkt_question (query), *b = ldns_pkt_question (reply);
+  if (a == NULL || b == NULL || ldns_rr_list_rr_count (a) != 1 || ldns_rr_list_rr_count (b) != 1)
+    return 0;
+  ldns_rr *x = ldns_rr_list_rr (a, 0), *y = ldns_rr_list_rr (b, 0);
+  return ldns_rr_get_type (x) == ldns_rr_get_type (y) && ldns_rr_get_class (x) == ldns_rr_get_class (y)
+         && ldns_dname_compare (ldns_rr_owner (x), ldns_rr_owner (y)) == 0;
 }

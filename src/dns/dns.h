@@ -83,6 +83,34 @@ void dns_server_unlisten (dns_server_t *s, const char *addr, int port);
 int dns_server_set (dns_server_t *s, const dns_zone_t *zones, size_t n_zones, const dns_record_t *records,
                     size_t n_records, skiff_error_t *err);
 
+/* A server that forwarded queries go to: IPv4 address (host order) and port (53 when 0). */
+typedef struct
+{
+  uint32_t addr;
+  int port;
+} dns_upstream_t;
+
+#define DNS_MAX_UPSTREAMS 8
+#define DNS_MAX_FORWARD_NETS 65536
+
+/* Sets the servers that queries skiff does not answer are forwarded to (over UDP, tried in
+ * order, 2 s each, SERVFAIL when none answers), as a container engine's embedded DNS does; n = 0
+ * turns forwarding off. A query is forwarded only when its source is inside one of the client
+ * networks (dns_server_set_forward_clients) and would otherwise be REFUSED: a name outside every
+ * zone, or in a zone the client may not ask. The answer goes back unchanged but for its id. At most
+ * DNS_MAX_UPSTREAMS (E2BIG); an upstream that is one of the server's own listeners is skipped.
+ * Safe from any thread. */
+int dns_server_set_upstreams (dns_server_t *s, const dns_upstream_t *upstreams, size_t n, skiff_error_t *err);
+
+/* The number of upstreams set (0: no forwarding). Safe from any thread. */
+size_t dns_server_n_upstreams (dns_server_t *s);
+
+/* Sets who gets forwarding: sources inside one of clients but inside none of except (both up to
+ * DNS_MAX_FORWARD_NETS, E2BIG past it; EINVAL for a prefix outside 0..32). Replaces the previous
+ * lists. Safe from any thread. */
+int dns_server_set_forward_clients (dns_server_t *s, const dns_net_t *clients, size_t n_clients,
+                                    const dns_net_t *except, size_t n_except, skiff_error_t *err);
+
 /* Stops the thread, closes every socket and frees the server. NULL is fine. */
 void dns_server_stop (dns_server_t *s);
 

@@ -61,10 +61,20 @@ void dns_set_free (dns_set_t *s);
 /* Answers the query in wire format q (qlen bytes) from source address src (host order). udp_max:
  * 0 for TCP (answers up to DNS_MAX_MSG), else the UDP limit without EDNS (512), raised to the
  * client's EDNS size up to DNS_MAX_UDP; an answer past the limit goes out as a bare TC answer.
- * *out (malloc'd) gets the answer; returns 0, or -1 when the packet gets no answer (shorter than a
- * header, itself an answer, or no memory). */
+ * *out (malloc'd) gets the answer; returns 0, 1 when the answer is a REFUSED because the name is
+ * not skiff's to answer for this client (outside every zone, or in a zone this client may not
+ * ask: a class IN query that a forwarder may pass on instead), or -1 when the packet gets no
+ * answer (shorter than a header, itself an answer, or no memory). */
 int dns_answer (const dns_set_t *set, const uint8_t *q, size_t qlen, uint32_t src, size_t udp_max, uint8_t **out,
                 size_t *outlen);
+
+/* A SERVFAIL answer (recursion available) to the query q, in *out (malloc'd); -1 when q does
+ * not parse or on no memory. */
+int dns_reply_servfail (const uint8_t *q, size_t qlen, uint8_t **out, size_t *outlen);
+
+/* 1 when r is an answer to the query q: same id, one question each, with the same name (any
+ * case), type and class; else 0. */
+int dns_same_question (const uint8_t *q, size_t qlen, const uint8_t *r, size_t rlen);
 
 /* The name one label up from a presentation-format name ("b.c" for "a.b.c"; escaped dots such
  * as "a\.b" are not separators), or NULL for a single label. Points into name. */

@@ -1,8 +1,14 @@
 /* server.c - skiff's authoritative DNS server: one thread polls the UDP and TCP listeners, the TCP
- * connections and an eventfd that wakes it for listen/unlisten/stop. Answers come from an
- * immutable record set (answer.c) that dns_server_set swaps under a mutex. TCP connections are
- * capped, non-blocking both ways (an answer that does not fit the socket waits for POLLOUT, and
- * the connection reads nothing more meanwhile) and closed when idle. */
+ * connections, the forwarding socket and an eventfd that wakes it for listen/unlisten/stop.
+ * Answers come from an immutable record set (answer.c) that dns_server_set swaps under a mutex.
+ * TCP connections are capped, non-blocking both ways (an answer that does not fit the socket
+ * waits for POLLOUT, and the connection reads nothing more meanwhile) and closed when idle.
+ *
+ * Forwarding: a query that is not skiff's to answer, from a client network, goes to the first
+ * upstream over one UDP socket with a fresh random id; the answer is matched by upstream address,
+ * id and question, gets the client's id back and goes to the client (a TCP connection waits for
+ * it before it reads its next query). No answer in FORWARD_TIMEOUT_MS: the next upstream, then
+ * SERVFAIL. */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
@@ -12,6 +18,8 @@
 #include <string.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
+#include <linux/errqueue.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -25,6 +33,8 @@
 #define TCP_BACKLOG 64
 #define UDP_LIMIT 512
 #define UDP_BATCH 64 /* datagrams read per wake-up of one socket */
+#define MAX_PENDING 1024
+#define FORWARD_TIMEOUT_MS 2000
 
 typedef struct
 {
@@ -37,12 +47,38 @@ typedef struct
 {
   int fd;
   uint32_t peer;
+  uint64_t serial; /* tells a new connection in the same slot from the one a forward is for */
+  int waiting;     /* a forwarded query's answer is due: read nothing more */
   int64_t last_ms;
   size_t have;  /* bytes in in */
   uint8_t *out; /* length-prefixed answer being written, or NULL */
   size_t out_len, out_off;
   uint8_t in[2 + DNS_MAX_MSG];
 } conn_t;
+
+/* A forwarded query waiting for its answer. */
+typedef struct
+{
+  int used;
+  uint16_t id;       /* the id sent upstream */
+  size_t tries;      /* upstreams asked so far */
+  dns_upstream_t to; /* the upstream asked last */
+  int64_t deadline;
+  int tcp; /* the client: TCP connection conn (with serial), or UDP */
+  int conn;
+  uint64_t serial;
+  uint32_t l_addr; /* UDP: the listener the query came to, and its source */
+  int l_port;
+  struct sockaddr_in from;
+  uint8_t *query; /* the client's query, its own id */
+  size_t qlen;
+} pending_t;
+
+typedef struct
+{
+  dns_net_t *v;
+  size_t n;
+} netlist_t;
 
 struct dns_server
 {
@@ -61,8 +97,16 @@ struct dns_server
   size_t n_closing;
   uint64_t generation; /* grows each time the thread closed the closing fds */
   dns_set_t *set;
+  dns_upstream_t upstreams[DNS_MAX_UPSTREAMS];
+  size_t n_upstreams;
+  netlist_t fwd_clients, fwd_except;
+  int fwd;      /* the forwarding socket */
+  int fwd_port; /* its local port, once it sent */
   /* the thread's own */
   conn_t *conns[MAX_TCP];
+  uint64_t next_serial;
+  pending_t pending[MAX_PENDING];
+  size_t n_pending;
   uint8_t udp_buf[DNS_MAX_MSG];
 };
 
@@ -124,8 +168,12 @@ answer (dns_server_t *s, const uint8_t *q, size_t qlen, uint32_t src, size_t udp
   return rc;
 }
 
+static int forward_start (dns_server_t *s, const uint8_t *q, size_t qlen, const pending_t *client);
+static int forward_wanted (dns_server_t *s, uint32_t src, int src_port);
+
+/* Reads what arrived on the UDP listener l (fd, address, port) and answers or forwards it. */
 static void
-serve_udp (dns_server_t *s, int fd)
+serve_udp (dns_server_t *s, int fd, uint32_t l_addr, int l_port)
 {
   for (int i = 0; i < UDP_BATCH; i++)
     {
@@ -138,8 +186,19 @@ serve_udp (dns_server_t *s, int fd)
         continue;
       cleanup_free uint8_t *out = NULL;
       size_t olen = 0;
-      if (answer (s, s->udp_buf, (size_t)n, ntohl (from.sin_addr.s_addr), UDP_LIMIT, &out, &olen) == 0
-          && sendto (fd, out, olen, MSG_NOSIGNAL | MSG_DONTWAIT, (struct sockaddr *)&from, flen) < 0)
+      uint32_t src = ntohl (from.sin_addr.s_addr);
+      int rc = answer (s, s->udp_buf, (size_t)n, src, UDP_LIMIT, &out, &olen);
+      if (rc == 1 && forward_wanted (s, src, ntohs (from.sin_port)))
+        {
+          pending_t client = { .l_addr = l_addr, .l_port = l_port, .from = from };
+          if (forward_start (s, s->udp_buf, (size_t)n, &client) == 0)
+            continue;
+          free (out);
+          out = NULL;
+          if (dns_reply_servfail (s->udp_buf, (size_t)n, &out, &olen) < 0)
+            continue;
+        }
+      if (rc >= 0 && sendto (fd, out, olen, MSG_NOSIGNAL | MSG_DONTWAIT, (struct sockaddr *)&from, flen) < 0)
         log_debug ("dns: UDP answer: %s", strerror (errno));
     }
 }
@@ -169,6 +228,8 @@ accept_tcp (dns_server_t *s, int fd)
           return;
         k->fd = steal_fd (&c);
         k->peer = ntohl (from.sin_addr.s_addr);
+        k->serial = ++s->next_serial;
+        k->waiting = 0;
         k->last_ms = now_ms ();
         k->have = 0;
         k->out = NULL;
@@ -199,14 +260,30 @@ flush_out (conn_t *k)
   return 0;
 }
 
-/* Answers the complete messages in the input buffer while nothing waits to be written; -1 when
- * the connection is to be closed. */
-static int
-process_tcp (dns_server_t *s, conn_t *k)
+/* Sets the answer a TCP connection writes next (length-prefixed). */
+static void
+conn_set_out (conn_t *k, const uint8_t *ans, size_t alen)
 {
+  k->out = alen <= DNS_MAX_MSG ? malloc (alen + 2) : NULL;
+  if (k->out)
+    {
+      k->out[0] = (uint8_t)(alen >> 8);
+      k->out[1] = (uint8_t)alen;
+      memcpy (k->out + 2, ans, alen);
+      k->out_len = alen + 2;
+      k->out_off = 0;
+    }
+}
+
+/* Answers (or forwards) the complete messages in the input buffer of connection i while nothing
+ * waits to be written or forwarded; -1 when the connection is to be closed. */
+static int
+process_tcp (dns_server_t *s, int i)
+{
+  conn_t *k = s->conns[i];
   size_t used = 0;
   int rc = 0;
-  while (k->out == NULL && k->have - used >= 2)
+  while (k->out == NULL && !k->waiting && k->have - used >= 2)
     {
       const uint8_t *m = k->in + used;
       size_t len = ((size_t)m[0] << 8) | m[1];
@@ -219,19 +296,24 @@ process_tcp (dns_server_t *s, conn_t *k)
         break;
       uint8_t *ans = NULL;
       size_t alen = 0;
-      if (answer (s, m + 2, len, k->peer, 0, &ans, &alen) == 0)
+      int arc = answer (s, m + 2, len, k->peer, 0, &ans, &alen);
+      if (arc == 1 && forward_wanted (s, k->peer, 0))
         {
-          k->out = alen <= DNS_MAX_MSG ? malloc (alen + 2) : NULL;
-          if (k->out)
+          pending_t client = { .tcp = 1, .conn = i, .serial = k->serial };
+          if (forward_start (s, m + 2, len, &client) == 0)
             {
-              k->out[0] = (uint8_t)(alen >> 8);
-              k->out[1] = (uint8_t)alen;
-              memcpy (k->out + 2, ans, alen);
-              k->out_len = alen + 2;
-              k->out_off = 0;
+              k->waiting = 1;
+              free (ans);
+              used += 2 + len;
+              break;
             }
           free (ans);
+          ans = NULL;
+          arc = dns_reply_servfail (m + 2, len, &ans, &alen);
         }
+      if (arc >= 0)
+        conn_set_out (k, ans, alen);
+      free (ans);
       used += 2 + len;
       if (flush_out (k) < 0)
         {
@@ -250,11 +332,13 @@ serve_tcp (dns_server_t *s, int i, short revents)
   conn_t *k = s->conns[i];
   if (k->out)
     {
-      if (flush_out (k) < 0 || (k->out == NULL && process_tcp (s, k) < 0))
+      if (flush_out (k) < 0 || (k->out == NULL && process_tcp (s, i) < 0))
         conn_close (s, i);
       return;
     }
   if (!(revents & (POLLIN | POLLHUP | POLLERR)))
+    return;
+  if (k->waiting && !(revents & (POLLHUP | POLLERR)))
     return;
   ssize_t n = recv (k->fd, k->in + k->have, sizeof k->in - k->have, MSG_DONTWAIT);
   if (n < 0 && (errno == EAGAIN || errno == EINTR))
@@ -266,8 +350,280 @@ serve_tcp (dns_server_t *s, int i, short revents)
     }
   k->have += (size_t)n;
   k->last_ms = now_ms ();
-  if (process_tcp (s, k) < 0)
+  if (process_tcp (s, i) < 0)
     conn_close (s, i);
+}
+
+/* ---- forwarding ---- */
+
+static int
+net_contains (const netlist_t *l, uint32_t a)
+{
+  for (size_t i = 0; i < l->n; i++)
+    {
+      uint32_t mask = l->v[i].prefix == 0 ? 0 : 0xffffffffu << (32 - l->v[i].prefix);
+      if ((a & mask) == (l->v[i].addr & mask))
+        return 1;
+    }
+  return 0;
+}
+
+/* 1 when a query from src:src_port that skiff does not answer goes upstream. Never for the
+ * forwarding socket's own queries (an upstream that points back at skiff). */
+static int
+forward_wanted (dns_server_t *s, uint32_t src, int src_port)
+{
+  pthread_mutex_lock (&s->lock);
+  int yes = s->n_upstreams > 0 && net_contains (&s->fwd_clients, src) && !net_contains (&s->fwd_except, src);
+  if (yes && src_port != 0 && src_port == s->fwd_port)
+    {
+      if ((src >> 24) == 127)
+        yes = 0;
+      for (size_t i = 0; i < s->n_listeners && yes; i++)
+        yes = s->listeners[i].addr != src;
+    }
+  pthread_mutex_unlock (&s->lock);
+  return yes;
+}
+
+/* Sends pending p to upstream number p->tries (of the current list), skipping the server's own
+ * listeners; -1 when no upstream is left. */
+static int
+forward_send (dns_server_t *s, pending_t *p)
+{
+  uint8_t hdr[2] = { (uint8_t)(p->id >> 8), (uint8_t)p->id };
+  for (;;)
+    {
+      pthread_mutex_lock (&s->lock);
+      size_t n = s->n_upstreams;
+      dns_upstream_t up = p->tries < n ? s->upstreams[p->tries] : (dns_upstream_t){ 0, 0 };
+      int own = 0;
+      for (size_t i = 0; i < s->n_listeners && p->tries < n; i++)
+        own |= s->listeners[i].addr == up.addr && s->listeners[i].port == up.port;
+      pthread_mutex_unlock (&s->lock);
+      if (p->tries >= n)
+        return -1;
+      p->tries++;
+      if (own)
+        continue;
+      struct sockaddr_in to = { .sin_family = AF_INET, .sin_port = htons ((uint16_t)up.port) };
+      to.sin_addr.s_addr = htonl (up.addr);
+      struct iovec iov[2] = { { hdr, 2 }, { p->query + 2, p->qlen - 2 } };
+      struct msghdr mh = { .msg_name = &to, .msg_namelen = sizeof to, .msg_iov = iov, .msg_iovlen = 2 };
+      if (sendmsg (s->fwd, &mh, MSG_NOSIGNAL | MSG_DONTWAIT) < 0)
+        {
+          log_debug ("dns: forward: %s", strerror (errno));
+          continue;
+        }
+      if (s->fwd_port == 0)
+        {
+          int port = bound_port (s->fwd);
+          pthread_mutex_lock (&s->lock);
+          s->fwd_port = port > 0 ? port : 0;
+          pthread_mutex_unlock (&s->lock);
+        }
+      p->to = up;
+      p->deadline = now_ms () + FORWARD_TIMEOUT_MS;
+      return 0;
+    }
+}
+
+static void
+pending_free (dns_server_t *s, pending_t *p)
+{
+  free (p->query);
+  memset (p, 0, sizeof *p);
+  s->n_pending--;
+}
+
+/* Starts forwarding query q for client (tcp/conn/serial or l_addr/l_port/from); -1 when the table
+ * is full or no upstream takes it (the caller answers SERVFAIL). */
+static int
+forward_start (dns_server_t *s, const uint8_t *q, size_t qlen, const pending_t *client)
+{
+  if (s->fwd < 0 || s->n_pending >= MAX_PENDING || qlen < 12)
+    return -1;
+  pending_t *p = NULL;
+  for (size_t i = 0; i < MAX_PENDING && p == NULL; i++)
+    if (!s->pending[i].used)
+      p = &s->pending[i];
+  uint16_t id;
+  int clash;
+  do
+    {
+      id = (uint16_t)arc4random_uniform (65536);
+      clash = 0;
+      for (size_t i = 0; i < MAX_PENDING && !clash; i++)
+        clash = s->pending[i].used && s->pending[i].id == id;
+    }
+  while (clash);
+  uint8_t *copy = malloc (qlen);
+  if (p == NULL || copy == NULL)
+    {
+      free (copy);
+      return -1;
+    }
+  memcpy (copy, q, qlen);
+  *p = *client;
+  p->used = 1;
+  p->id = id;
+  p->tries = 0;
+  p->query = copy;
+  p->qlen = qlen;
+  s->n_pending++;
+  if (forward_send (s, p) < 0)
+    {
+      pending_free (s, p);
+      return -1;
+    }
+  return 0;
+}
+
+/* Gives the client of p its answer (ans, the client's id already in it). */
+static void
+forward_deliver (dns_server_t *s, pending_t *p, const uint8_t *ans, size_t alen)
+{
+  if (p->tcp)
+    {
+      conn_t *k = s->conns[p->conn];
+      if (k == NULL || k->serial != p->serial)
+        return; /* the connection went away */
+      k->waiting = 0;
+      k->last_ms = now_ms ();
+      conn_set_out (k, ans, alen);
+      if (flush_out (k) < 0 || (k->out == NULL && process_tcp (s, p->conn) < 0))
+        conn_close (s, p->conn);
+      return;
+    }
+  int fd = -1;
+  pthread_mutex_lock (&s->lock);
+  for (size_t i = 0; i < s->n_listeners && fd < 0; i++)
+    if (s->listeners[i].addr == p->l_addr && s->listeners[i].port == p->l_port)
+      fd = s->listeners[i].udp;
+  if (fd >= 0 && sendto (fd, ans, alen, MSG_NOSIGNAL | MSG_DONTWAIT, (struct sockaddr *)&p->from, sizeof p->from) < 0)
+    log_debug ("dns: forwarded answer: %s", strerror (errno));
+  pthread_mutex_unlock (&s->lock);
+}
+
+/* Answers SERVFAIL to the client of p and frees p. */
+static void
+forward_fail (dns_server_t *s, pending_t *p)
+{
+  cleanup_free uint8_t *out = NULL;
+  size_t olen = 0;
+  if (dns_reply_servfail (p->query, p->qlen, &out, &olen) == 0)
+    forward_deliver (s, p, out, olen);
+  else if (p->tcp && s->conns[p->conn] && s->conns[p->conn]->serial == p->serial)
+    s->conns[p->conn]->waiting = 0;
+  pending_free (s, p);
+}
+
+/* Reads the ICMP errors for queries sent upstream (port or host unreachable: nobody serves DNS
+ * there) and moves each such query on to the next upstream at once, or fails it, instead of
+ * waiting for its timeout. The error carries the query's destination and its first bytes (the
+ * id). */
+static void
+forward_errors (dns_server_t *s)
+{
+  for (int i = 0; i < UDP_BATCH; i++)
+    {
+      struct sockaddr_in dest;
+      uint8_t head[12];
+      char control[256];
+      struct iovec iov = { head, sizeof head };
+      struct msghdr mh = { .msg_name = &dest,
+                           .msg_namelen = sizeof dest,
+                           .msg_iov = &iov,
+                           .msg_iovlen = 1,
+                           .msg_control = control,
+                           .msg_controllen = sizeof control };
+      ssize_t n = recvmsg (s->fwd, &mh, MSG_ERRQUEUE | MSG_DONTWAIT);
+      if (n < 0)
+        return;
+      int icmp = 0;
+      for (struct cmsghdr *cm = CMSG_FIRSTHDR (&mh); cm; cm = CMSG_NXTHDR (&mh, cm))
+        if (cm->cmsg_level == SOL_IP && cm->cmsg_type == IP_RECVERR)
+          {
+            struct sock_extended_err ee;
+            memcpy (&ee, CMSG_DATA (cm), sizeof ee);
+            icmp = ee.ee_origin == SO_EE_ORIGIN_ICMP;
+          }
+      if (!icmp || n < 2 || mh.msg_namelen != sizeof dest || dest.sin_family != AF_INET)
+        continue;
+      uint16_t id = (uint16_t)((head[0] << 8) | head[1]);
+      for (size_t k = 0; k < MAX_PENDING; k++)
+        {
+          pending_t *p = &s->pending[k];
+          if (!p->used || p->id != id || p->to.addr != ntohl (dest.sin_addr.s_addr)
+              || p->to.port != ntohs (dest.sin_port))
+            continue;
+          log_debug ("dns: upstream %s:%d unreachable", inet_ntoa (dest.sin_addr), p->to.port);
+          if (forward_send (s, p) < 0)
+            forward_fail (s, p);
+          break;
+        }
+    }
+}
+
+/* Reads the upstreams' answers and passes each on to the client that asked. */
+static void
+serve_forward (dns_server_t *s)
+{
+  forward_errors (s);
+  for (int i = 0; i < UDP_BATCH; i++)
+    {
+      struct sockaddr_in from;
+      socklen_t flen = sizeof from;
+      ssize_t n = recvfrom (s->fwd, s->udp_buf, sizeof s->udp_buf, 0, (struct sockaddr *)&from, &flen);
+      if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+        return;
+      if (n < 0)
+        continue; /* an ICMP error reported once more (IP_RECVERR): forward_errors dealt with it */
+      if (flen != sizeof from || from.sin_family != AF_INET || n < 12)
+        continue;
+      uint16_t id = (uint16_t)((s->udp_buf[0] << 8) | s->udp_buf[1]);
+      uint32_t src = ntohl (from.sin_addr.s_addr);
+      for (size_t k = 0; k < MAX_PENDING; k++)
+        {
+          pending_t *p = &s->pending[k];
+          if (!p->used || p->id != id || p->to.addr != src || p->to.port != ntohs (from.sin_port))
+            continue;
+          /* the answer carries the client's id from here on */
+          s->udp_buf[0] = p->query[0];
+          s->udp_buf[1] = p->query[1];
+          if (dns_same_question (p->query, p->qlen, s->udp_buf, (size_t)n))
+            {
+              forward_deliver (s, p, s->udp_buf, (size_t)n);
+              pending_free (s, p);
+            }
+          break;
+        }
+    }
+}
+
+/* Moves the forwards past their deadline on to the next upstream, or fails them; returns the
+ * milliseconds until the next deadline (at most max_ms). */
+static int
+forward_expire (dns_server_t *s, int max_ms)
+{
+  if (s->n_pending == 0)
+    return max_ms;
+  int64_t t = now_ms ();
+  int64_t next = t + max_ms;
+  for (size_t k = 0; k < MAX_PENDING; k++)
+    {
+      pending_t *p = &s->pending[k];
+      if (!p->used)
+        continue;
+      if (p->deadline <= t && forward_send (s, p) < 0)
+        {
+          forward_fail (s, p);
+          continue;
+        }
+      if (p->deadline < next)
+        next = p->deadline;
+    }
+  return next <= t ? 0 : (int)(next - t);
 }
 
 /* Closes the fds of removed listeners (under the lock) and tells the waiting unlisten calls. */
@@ -283,6 +639,7 @@ drain_closing (dns_server_t *s)
 
 enum
 {
+  KIND_FORWARD = -4,
   KIND_WAKE = -3,
   KIND_UDP = -2,
   KIND_LISTEN = -1, /* >= 0: a connection */
@@ -292,8 +649,10 @@ static void *
 server_main (void *arg)
 {
   dns_server_t *s = arg;
-  struct pollfd fds[1 + 2 * DNS_MAX_LISTENERS + MAX_TCP];
-  int kinds[1 + 2 * DNS_MAX_LISTENERS + MAX_TCP];
+  struct pollfd fds[2 + 2 * DNS_MAX_LISTENERS + MAX_TCP];
+  int kinds[2 + 2 * DNS_MAX_LISTENERS + MAX_TCP];
+  listener_t seen[DNS_MAX_LISTENERS]; /* which listener each UDP fd is */
+  size_t slot[2 + 2 * DNS_MAX_LISTENERS + MAX_TCP];
   for (;;)
     {
       size_t n = 0;
@@ -307,8 +666,15 @@ server_main (void *arg)
         }
       fds[n] = (struct pollfd){ s->wake, POLLIN, 0 };
       kinds[n++] = KIND_WAKE;
+      if (s->fwd >= 0)
+        {
+          fds[n] = (struct pollfd){ s->fwd, POLLIN, 0 };
+          kinds[n++] = KIND_FORWARD;
+        }
       for (size_t i = 0; i < s->n_listeners; i++)
         {
+          seen[i] = s->listeners[i];
+          slot[n] = i;
           fds[n] = (struct pollfd){ s->listeners[i].udp, POLLIN, 0 };
           kinds[n++] = KIND_UDP;
           fds[n] = (struct pollfd){ s->listeners[i].tcp, POLLIN, 0 };
@@ -324,10 +690,11 @@ server_main (void *arg)
                 conn_close (s, i);
                 continue;
               }
-            fds[n] = (struct pollfd){ s->conns[i]->fd, s->conns[i]->out ? POLLOUT : POLLIN, 0 };
+            short ev = s->conns[i]->out ? POLLOUT : s->conns[i]->waiting ? 0 : POLLIN;
+            fds[n] = (struct pollfd){ s->conns[i]->fd, ev, 0 };
             kinds[n++] = i;
           }
-      int r = poll (fds, n, 1000);
+      int r = poll (fds, n, forward_expire (s, 1000));
       if (r <= 0)
         continue;
       for (size_t i = 0; i < n; i++)
@@ -340,8 +707,10 @@ server_main (void *arg)
               if (read (s->wake, &v, sizeof v) < 0 && errno != EAGAIN)
                 log_debug ("dns: wake read: %s", strerror (errno));
             }
+          else if (kinds[i] == KIND_FORWARD)
+            serve_forward (s);
           else if (kinds[i] == KIND_UDP)
-            serve_udp (s, fds[i].fd);
+            serve_udp (s, fds[i].fd, seen[slot[i]].addr, seen[slot[i]].port);
           else if (kinds[i] == KIND_LISTEN)
             accept_tcp (s, fds[i].fd);
           else if (s->conns[kinds[i]])
@@ -351,6 +720,9 @@ server_main (void *arg)
   for (int i = 0; i < MAX_TCP; i++)
     if (s->conns[i])
       conn_close (s, i);
+  for (size_t k = 0; k < MAX_PENDING; k++)
+    if (s->pending[k].used)
+      pending_free (s, &s->pending[k]);
   return NULL;
 }
 
@@ -495,6 +867,76 @@ dns_server_set (dns_server_t *s, const dns_zone_t *zones, size_t n_zones, const 
 }
 
 int
+dns_server_set_upstreams (dns_server_t *s, const dns_upstream_t *upstreams, size_t n, skiff_error_t *err)
+{
+  if (s == NULL)
+    return skiff_error_set (err, EINVAL, "no DNS server");
+  if (n > DNS_MAX_UPSTREAMS)
+    return skiff_error_set (err, E2BIG, "more than %d DNS upstreams", DNS_MAX_UPSTREAMS);
+  for (size_t i = 0; i < n; i++)
+    if (upstreams[i].addr == 0 || upstreams[i].port < 0 || upstreams[i].port > 65535)
+      return skiff_error_set (err, EINVAL, "DNS upstream %zu: no address or a port outside 0..65535", i);
+  pthread_mutex_lock (&s->lock);
+  for (size_t i = 0; i < n; i++)
+    s->upstreams[i] = (dns_upstream_t){ upstreams[i].addr, upstreams[i].port ? upstreams[i].port : 53 };
+  s->n_upstreams = n;
+  pthread_mutex_unlock (&s->lock);
+  return 0;
+}
+
+size_t
+dns_server_n_upstreams (dns_server_t *s)
+{
+  if (s == NULL)
+    return 0;
+  pthread_mutex_lock (&s->lock);
+  size_t n = s->n_upstreams;
+  pthread_mutex_unlock (&s->lock);
+  return n;
+}
+
+static int
+netlist_copy (const dns_net_t *v, size_t n, netlist_t *out, skiff_error_t *err)
+{
+  if (n > DNS_MAX_FORWARD_NETS)
+    return skiff_error_set (err, E2BIG, "more than %d forwarding networks", DNS_MAX_FORWARD_NETS);
+  for (size_t i = 0; i < n; i++)
+    if (v[i].prefix < 0 || v[i].prefix > 32)
+      return skiff_error_set (err, EINVAL, "forwarding network %zu: prefix %d is outside 0..32", i, v[i].prefix);
+  out->v = n ? malloc (n * sizeof *v) : NULL;
+  if (n && out->v == NULL)
+    return skiff_error_set (err, ENOMEM, "forwarding networks");
+  if (n)
+    memcpy (out->v, v, n * sizeof *v);
+  out->n = n;
+  return 0;
+}
+
+int
+dns_server_set_forward_clients (dns_server_t *s, const dns_net_t *clients, size_t n_clients, const dns_net_t *except,
+                                size_t n_except, skiff_error_t *err)
+{
+  if (s == NULL)
+    return skiff_error_set (err, EINVAL, "no DNS server");
+  netlist_t c = { 0 }, x = { 0 };
+  if (netlist_copy (clients, n_clients, &c, err) < 0)
+    return -1;
+  if (netlist_copy (except, n_except, &x, err) < 0)
+    {
+      free (c.v);
+      return -1;
+    }
+  pthread_mutex_lock (&s->lock);
+  netlist_t old_c = s->fwd_clients, old_x = s->fwd_except;
+  s->fwd_clients = c;
+  s->fwd_except = x;
+  pthread_mutex_unlock (&s->lock);
+  free (old_c.v);
+  free (old_x.v);
+  return 0;
+}
+
+int
 dns_server_start (const char *addr, int port, dns_server_t **out, skiff_error_t *err)
 {
   dns_server_t *s = calloc (1, sizeof *s);
@@ -504,12 +946,21 @@ dns_server_start (const char *addr, int port, dns_server_t **out, skiff_error_t 
   pthread_mutex_init (&s->set_lock, NULL);
   pthread_mutex_init (&s->lock, NULL);
   pthread_cond_init (&s->drained, NULL);
+  s->fwd = -1;
   s->wake = eventfd (0, EFD_CLOEXEC | EFD_NONBLOCK);
   if (s->wake < 0)
     {
       int e = errno;
       dns_server_stop (s);
       return skiff_error_set (err, e, "eventfd");
+    }
+  s->fwd = socket (AF_INET, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+  int one = 1;
+  if (s->fwd < 0 || setsockopt (s->fwd, SOL_IP, IP_RECVERR, &one, sizeof one) < 0)
+    {
+      int e = errno;
+      dns_server_stop (s);
+      return skiff_error_set (err, e, "DNS forwarding socket");
     }
   if (dns_server_set (s, NULL, 0, NULL, 0, err) < 0 || dns_server_listen (s, addr, port, err) < 0)
     {
@@ -549,6 +1000,10 @@ dns_server_stop (dns_server_t *s)
     close (s->closing[i]);
   if (s->wake >= 0)
     close (s->wake);
+  if (s->fwd >= 0)
+    close (s->fwd);
+  free (s->fwd_clients.v);
+  free (s->fwd_except.v);
   dns_set_free (s->set);
   pthread_cond_destroy (&s->drained);
   pthread_mutex_destroy (&s->lock);

@@ -59,7 +59,9 @@ usage (FILE *f)
               "  --dns-listen ADDR:PORT|none  skiff's DNS server (default 127.0.0.1:8053)\n"
               "  --dns-update-server ADDR[:PORT]  also push the label records there (RFC 2136)\n"
               "  --dns-update-zone ZONE  the zone updated there (default --dns-zone)\n"
-              "  --dns-update-key FILE   the TSIG key for the updates (tsig-keygen's format)\n");
+              "  --dns-update-key FILE   the TSIG key for the updates (tsig-keygen's format)\n"
+              "  --dns-forward ADDR[:PORT],...|none  where containers' other DNS queries go\n"
+              "                          (default: the nameservers of /etc/resolv.conf)\n");
 }
 
 static int
@@ -152,6 +154,7 @@ main (int argc, char **argv)
                                         { "dns-update-server", required_argument, 0, 1005 },
                                         { "dns-update-zone", required_argument, 0, 1006 },
                                         { "dns-update-key", required_argument, 0, 1007 },
+                                        { "dns-forward", required_argument, 0, 1008 },
                                         { "help", no_argument, 0, 'h' },
                                         { 0, 0, 0, 0 } };
   int c;
@@ -249,6 +252,9 @@ main (int argc, char **argv)
         case 1007:
           netopts.dns_update_key = optarg;
           break;
+        case 1008:
+          netopts.dns_forward = optarg;
+          break;
         case 'h':
           usage (stdout);
           return 0;
@@ -335,6 +341,17 @@ main (int argc, char **argv)
     {
       log_error ("DNS server on %s:%d: %s (--dns-listen none runs without)", nc.dns_addr, nc.dns_port, err->msg);
       return 1;
+    }
+  if (dns && dns_server_set_upstreams (dns, nc.upstreams, nc.n_upstreams, &err) < 0)
+    {
+      log_error ("--dns-forward: %s", err->msg);
+      return 1;
+    }
+  for (size_t i = 0; dns && i < nc.n_upstreams; i++)
+    {
+      char ip[16];
+      log_info ("DNS: containers' other queries go to %s:%d", net_format_ip (nc.upstreams[i].addr, ip),
+                nc.upstreams[i].port);
     }
   agent_config_t acfg = { .data_dir = realdata,
                           .monitor_path = monitor,

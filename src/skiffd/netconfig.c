@@ -91,6 +91,53 @@ read_key_file (const char *path, skiffd_netconfig_t *out, skiff_error_t *err)
   return 0;
 }
 
+/* The upstreams of --dns-forward: "none", "ADDR[:PORT],..." or, when NULL, the IPv4 nameservers
+ * of the host's resolv.conf (loopback ones too: skiffd asks from the host). */
+static int
+parse_forward (const skiffd_netopts_t *o, skiffd_netconfig_t *out, skiff_error_t *err)
+{
+  out->n_upstreams = 0;
+  if (o->dns_forward == NULL)
+    {
+      cleanup_free char *text = NULL;
+      size_t len = 0;
+      if (skiff_read_file (o->resolv_conf ? o->resolv_conf : "/etc/resolv.conf", 65536, &text, &len, NULL) < 0)
+        return 0; /* no resolver on the host: nothing to forward to */
+      char *save = NULL;
+      for (char *line = strtok_r (text, "\n", &save); line && out->n_upstreams < 3; line = strtok_r (NULL, "\n", &save))
+        {
+          char addr[64];
+          uint32_t a;
+          if (sscanf (line, " nameserver %63s", addr) == 1 && parse_ip (addr, &a) == 0 && a != 0)
+            out->upstreams[out->n_upstreams++] = (dns_upstream_t){ a, 53 };
+        }
+      return 0;
+    }
+  if (strcmp (o->dns_forward, "none") == 0)
+    return 0;
+  if (strlen (o->dns_forward) > 512)
+    return skiff_error_set (err, EINVAL, "--dns-forward is too long");
+  char buf[513];
+  strcpy (buf, o->dns_forward);
+  char *save = NULL;
+  for (char *item = strtok_r (buf, ",", &save); item; item = strtok_r (NULL, ",", &save))
+    {
+      if (out->n_upstreams == DNS_MAX_UPSTREAMS)
+        return skiff_error_set (err, EINVAL, "--dns-forward: at most %d servers", DNS_MAX_UPSTREAMS);
+      char addr[16];
+      int port;
+      uint32_t a;
+      if (parse_hostport (item, 53, addr, &port, err) < 0)
+        return skiff_error_wrap (err, "--dns-forward");
+      if (parse_ip (addr, &a) < 0 || a == 0 || port == 0)
+        return skiff_error_set (err, EINVAL, "--dns-forward: `%s` is not a server address and port", item);
+      out->upstreams[out->n_upstreams++] = (dns_upstream_t){ a, port };
+    }
+  if (out->n_upstreams == 0)
+    return skiff_error_set (err, EINVAL, "--dns-forward takes ADDR[:PORT],... or `none`");
+  return 0;
+}
+
 int
 skiffd_netconfig_parse (const skiffd_netopts_t *o, skiffd_netconfig_t *out, skiff_error_t *err)
 {
@@ -149,6 +196,8 @@ skiffd_netconfig_parse (const skiffd_netopts_t *o, skiffd_netconfig_t *out, skif
   out->with_dns = strcmp (o->dns_listen, "none") != 0;
   if (out->with_dns && parse_hostport (o->dns_listen, 53, out->dns_addr, &out->dns_port, err) < 0)
     return skiff_error_wrap (err, "--dns-listen");
+  if (out->with_dns && parse_forward (o, out, err) < 0)
+    return -1;
   if (o->dns_update)
     {
       if (parse_hostport (o->dns_update, 53, out->push_server, &out->push.port, err) < 0)

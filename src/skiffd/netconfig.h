@@ -20,6 +20,8 @@ typedef struct
   const char *dns_update;      /* ADDR[:PORT] of a server taking RFC 2136 updates, or NULL */
   const char *dns_update_zone; /* the zone updated there (default dns_zone) */
   const char *dns_update_key;  /* TSIG key file (tsig-keygen format) */
+  const char *dns_forward;     /* ADDR[:PORT],... or "none"; NULL: the host's resolv.conf */
+  const char *resolv_conf;     /* the host's resolv.conf (NULL: /etc/resolv.conf) */
 } skiffd_netopts_t;
 
 typedef struct
@@ -36,6 +38,8 @@ typedef struct
   dns_update_target_t push;
   char push_server[16];
   char *key_name, *key_algorithm, *key_secret; /* owned */
+  dns_upstream_t upstreams[DNS_MAX_UPSTREAMS]; /* where containers' other queries go */
+  size_t n_upstreams;
 } skiffd_netconfig_t;
 
 /* Checks the options and fills *out (which points into o: keep o alive). EINVAL with the

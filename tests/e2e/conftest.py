@@ -84,6 +84,9 @@ class Skiffd:
                 self.extra += ["--public-ips", self.public_pool]
             if "--dns-listen" not in self.extra:
                 self.extra += ["--dns-listen", self.dns + ":53"]
+            if "--dns-forward" not in self.extra:
+                # containers' other queries go nowhere but to a server a test starts on loopback
+                self.extra += ["--dns-forward", "none"]
         self.proc = None
         self.log_path = os.path.join(data, "skiffd.test.log")
         self.conn = None

@@ -20,11 +20,13 @@ ZONE = "skiff.internal"
 
 
 class Bind:
-    """A private named on 127.0.0.1 and a free port, primary for skiff.internal, taking updates
-    signed with a fresh TSIG key (named only binds addresses of interfaces, so not 127.x.y.z)."""
+    """A private named on 127.0.0.1 and a free port, primary for zone (with extra records, zone
+    file lines), taking updates signed with a fresh TSIG key (named only binds addresses of
+    interfaces, so not 127.x.y.z)."""
 
-    def __init__(self):
+    def __init__(self, zone=ZONE, records=""):
         import socket
+        self.zone = zone
         self.addr = "127.0.0.1"
         with socket.socket() as s:
             s.bind(("127.0.0.1", 0))
@@ -36,15 +38,15 @@ class Bind:
         with open(self.key_file, "w") as f:
             f.write(f'key "skiff-test-key" {{\n\talgorithm hmac-sha256;\n\tsecret "{secret}";\n}};\n')
         with open(os.path.join(self.dir, "zone.db"), "w") as f:
-            f.write(f"$TTL 60\n@ IN SOA ns.{ZONE}. hostmaster.{ZONE}. 1 60 60 600 60\n@ IN NS ns.{ZONE}.\n"
-                    f"ns IN A {self.addr}\n")
+            f.write(f"$TTL 60\n@ IN SOA ns.{zone}. hostmaster.{zone}. 1 60 60 600 60\n@ IN NS ns.{zone}.\n"
+                    f"ns IN A {self.addr}\n{records}")
         with open(os.path.join(self.dir, "named.conf"), "w") as f:
             f.write(f'include "{self.key_file}";\n'
                     f'options {{ directory "{self.dir}"; pid-file "{self.dir}/named.pid";\n'
                     f'  session-keyfile "{self.dir}/session.key"; listen-on port {self.port} {{ {self.addr}; }};\n'
                     f'  listen-on-v6 {{ none; }}; recursion no; dnssec-validation no; }};\n'
                     f'controls {{ }};\n'
-                    f'zone "{ZONE}" {{ type primary; file "{self.dir}/zone.db";\n'
+                    f'zone "{zone}" {{ type primary; file "{self.dir}/zone.db";\n'
                     f'  allow-update {{ key "skiff-test-key"; }}; }};\n')
         self.proc = None
         self.start()
@@ -54,10 +56,10 @@ class Bind:
                                      stdout=subprocess.DEVNULL, stderr=open(os.path.join(self.dir, "named.log"), "a"))
         deadline = time.time() + 20
         while time.time() < deadline:
-            out = subprocess.run(["dig", "+short", "+time=1", "+tries=1", "-p", str(self.port), "@" + self.addr, ZONE,
-                                  "SOA"],
+            out = subprocess.run(["dig", "+short", "+time=1", "+tries=1", "-p", str(self.port), "@" + self.addr,
+                                  self.zone, "SOA"],
                                  capture_output=True, text=True)
-            if out.returncode == 0 and out.stdout.startswith(f"ns.{ZONE}. "):
+            if out.returncode == 0 and out.stdout.startswith(f"ns.{self.zone}. "):
                 return
             time.sleep(0.2)
         raise AssertionError("named did not start: " + open(os.path.join(self.dir, "named.log")).read()[-3000:])

@@ -104,10 +104,10 @@ def test_virtual_network_reach_isolation_and_dns(skiffd):
               f"printf 'GET / HTTP/1.0\\r\\n\\r\\n' | timeout 5 nc {ip2} 80 | grep -q ocifix && echo REACHED; "
               "cat /etc/resolv.conf")
     out = run_in(d, "vnet", "probe-a", subnet_id(a, "front"), script,
-                 dnsConfig={"nameServers": ["192.0.2.53"], "searchDomains": "corp.test", "options": "ndots:2"})
+                 dnsConfig={"nameServers": ["127.0.0.53"], "searchDomains": "corp.test", "options": "ndots:2"})
     assert ip2 in out and "REACHED" in out, out
     gw = f"10.248.{n}.1"
-    assert f"nameserver {gw}" in out and "nameserver 192.0.2.53" in out, out
+    assert f"nameserver {gw}" in out and "nameserver 127.0.0.53" in out, out
     assert "search corp.test" in out and "options ndots:2" in out, out
 
     # from vnet-b neither the address nor the zone is reachable
