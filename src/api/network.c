@@ -221,9 +221,16 @@ link_view (const store_netres_t *r)
                     "provisioningState", "Succeeded");
 }
 
+static int zone_registered (store_t *store, const store_netres_t *zone, json_t **out, skiff_error_t *err);
+
 static json_t *
 zone_view (call_t *c, const store_netres_t *r)
 {
+  json_t *names = NULL;
+  size_t record_sets = 1; /* the SOA */
+  if (zone_registered (c->ctx->store, r, &names, NULL) == 0)
+    record_sets += json_object_size (names);
+  json_decref (names);
   store_netres_t *links = NULL;
   int n = 0, reg = 0;
   if (store_netres_list (c->ctx->store, LINK_TYPE, NULL, NULL, r->id, &links, &n, NULL) == 0)
@@ -235,7 +242,7 @@ zone_view (call_t *c, const store_netres_t *r)
   json_t *v = json_pack ("{s:s,s:s,s:s,s:s,s:O,s:{s:i,s:i,s:i,s:i,s:i,s:i,s:s}}", "id", r->id, "name", r->name, "type",
                          ZONE_TYPE, "location", "global", "etag", json_object_get (r->body, "etag"), "properties",
                          "maxNumberOfRecordSets", 25000, "maxNumberOfVirtualNetworkLinks", 1000,
-                         "maxNumberOfVirtualNetworkLinksWithRegistration", 100, "numberOfRecordSets", 1,
+                         "maxNumberOfVirtualNetworkLinksWithRegistration", 100, "numberOfRecordSets", (int)record_sets,
                          "numberOfVirtualNetworkLinks", n, "numberOfVirtualNetworkLinksWithRegistration", reg,
                          "provisioningState", "Succeeded");
   if (json_object_get (r->body, "tags"))
@@ -1109,6 +1116,170 @@ handle_zones (netcall_t *n, int first, int depth)
   store_netres_clear (&link);
 }
 
+/* ---- record sets of a private zone: read-only, the records registration keeps ---- */
+
+/* The record types of Azure's private zones; NULL when segment i is none of them (or "ALL"). */
+static const char *
+record_kind (call_t *c, int i)
+{
+  static const char *const kinds[] = { "ALL", "A", "AAAA", "CNAME", "MX", "PTR", "SOA", "SRV", "TXT" };
+  if (i >= c->path.n)
+    return NULL;
+  for (size_t k = 0; k < sizeof kinds / sizeof kinds[0]; k++)
+    if (api_seg_is (c, i, kinds[k]))
+      return kinds[k];
+  return NULL;
+}
+
+/* The A records that registration keeps in zone: {lowercase group name: [addresses]} for the
+ * groups with an address in a virtual network linked to the zone with registration, in the
+ * zone's subscription. */
+static int
+zone_registered (store_t *store, const store_netres_t *zone, json_t **out, skiff_error_t *err)
+{
+  cleanup_json json_t *names = json_object ();
+  store_netres_t *links = NULL;
+  int nl = 0;
+  if (store_netres_list (store, LINK_TYPE, NULL, NULL, zone->id, &links, &nl, err) < 0)
+    return -1;
+  store_group_t *groups = NULL;
+  int ng = 0;
+  cleanup_json json_t *pool = NULL;
+  if (nl > 0
+      && (store_group_list (store, zone->sub, NULL, NULL, 0, &groups, &ng, err) < 0
+          || store_pool_list (store, STORE_POOL_PRIVATE, &pool, err) < 0))
+    {
+      store_netres_free_array (links, nl);
+      store_group_free_array (groups, ng);
+      return -1;
+    }
+  for (int li = 0; li < nl; li++)
+    {
+      json_t *lp = json_object_get (links[li].body, "properties");
+      const char *vnet_id = json_string_value (json_object_get (json_object_get (lp, "virtualNetwork"), "id"));
+      if (vnet_id == NULL || !json_is_true (json_object_get (lp, "registrationEnabled")))
+        continue;
+      size_t vl = strlen (vnet_id);
+      for (int gi = 0; gi < ng; gi++)
+        {
+          store_group_t *g = &groups[gi];
+          const char *sid = json_string_value (json_object_get (
+              json_array_get (json_object_get (json_object_get (g->spec, "properties"), "subnetIds"), 0), "id"));
+          if (sid == NULL || strcmp (g->desired, "Deleted") == 0 || strncasecmp (sid, vnet_id, vl) != 0
+              || strncasecmp (sid + vl, "/subnets/", 9) != 0)
+            continue;
+          size_t i;
+          json_t *e;
+          json_array_foreach (pool, i, e)
+          {
+            if (strcmp (json_string_value (json_object_get (e, "group")), g->id) != 0)
+              continue;
+            char ip[16];
+            uint32_t a = (uint32_t)json_integer_value (json_object_get (e, "addr"));
+            snprintf (ip, sizeof ip, "%u.%u.%u.%u", a >> 24, (a >> 16) & 255, (a >> 8) & 255, a & 255);
+            cleanup_free char *name = skiff_ascii_lower (skiff_strdup (g->name));
+            json_t *list = json_object_get (names, name);
+            if (list == NULL)
+              json_object_set_new (names, name, list = json_array ());
+            json_array_append_new (list, json_pack ("{s:s}", "ipv4Address", ip));
+          }
+        }
+    }
+  store_netres_free_array (links, nl);
+  store_group_free_array (groups, ng);
+  *out = steal_pointer (&names);
+  return 0;
+}
+
+/* A record set in ARM's shape. */
+static json_t *
+record_set_view (const store_netres_t *zone, const char *kind, const char *name, json_t *records)
+{
+  cleanup_free char *id = skiff_strdup_printf ("%s/%s/%s", zone->id, kind, name);
+  cleanup_free char *fqdn = strcmp (name, "@") == 0 ? skiff_strdup_printf ("%s.", zone->name)
+                                                    : skiff_strdup_printf ("%s.%s.", name, zone->name);
+  cleanup_free char *type = skiff_strdup_printf (ZONE_TYPE "/%s", kind);
+  cleanup_free char *dump = records ? json_dumps (records, JSON_SORT_KEYS | JSON_COMPACT) : NULL;
+  /* the etag changes with the records (FNV-1a over them) */
+  uint32_t h = 2166136261u;
+  for (const char *q = dump ? dump : zone->id; *q; q++)
+    h = (h ^ (uint8_t)*q) * 16777619u;
+  char etag[40];
+  snprintf (etag, sizeof etag, "%08x-0000-0000-0000-000000000000", h);
+  json_t *props = json_pack ("{s:s,s:i,s:b}", "fqdn", fqdn, "ttl", strcmp (kind, "SOA") == 0 ? 3600 : 10,
+                             "isAutoRegistered", strcmp (kind, "A") == 0);
+  if (strcmp (kind, "SOA") == 0)
+    {
+      cleanup_free char *host = skiff_strdup_printf ("ns.%s", zone->name);
+      cleanup_free char *email = skiff_strdup_printf ("hostmaster.%s", zone->name);
+      json_object_set_new (props, "soaRecord",
+                           json_pack ("{s:s,s:s,s:i,s:i,s:i,s:i,s:i}", "host", host, "email", email, "serialNumber", 1,
+                                      "refreshTime", 3600, "retryTime", 600, "expireTime", 1209600, "minimumTtl", 10));
+    }
+  else
+    json_object_set (props, "aRecords", records);
+  return json_pack ("{s:s,s:s,s:s,s:s,s:o}", "id", id, "name", name, "type", type, "etag", etag, "properties", props);
+}
+
+/* GET .../privateDnsZones/{zone}/{ALL|A|SOA|...}[/{name}]: the zone's SOA and the A records its
+ * registration keeps. skiff takes no record sets of its own: writes get 400. */
+static void
+handle_record_sets (netcall_t *n, int first, int depth)
+{
+  call_t *c = n->c;
+  cleanup_error skiff_error_t err = NULL;
+  const char *kind = record_kind (c, first + 4);
+  if (!api_method_is (c, "GET"))
+    return (void)api_reply_error (c, 400, "RecordSetsNotSupported",
+                                  "skiff keeps the records of registered container groups itself; it does not take "
+                                  "record sets of its own.",
+                                  NULL);
+  if (depth == 3 && strcmp (kind, "ALL") == 0)
+    return (void)api_reply_error (c, 404, "InvalidResourceType", "The resource type could not be found.", NULL);
+  const char *zname = c->path.seg[first + 3];
+  cleanup_free char *zid = skiff_strdup_printf ("%s/providers/" ZONE_TYPE "/%s", n->rg_id, zname);
+  store_netres_t zone = { 0 };
+  int missing = store_netres_get (c->ctx->store, zid, &zone, &err);
+  if (missing < 0)
+    return api_reply_skiff_error (c, err);
+  if (missing)
+    return not_found (c, ZONE_TYPE, zname, n->rg);
+  cleanup_json json_t *names = NULL;
+  if (zone_registered (c->ctx->store, &zone, &names, &err) < 0)
+    {
+      store_netres_clear (&zone);
+      return api_reply_skiff_error (c, err);
+    }
+  int all = strcmp (kind, "ALL") == 0;
+  if (depth == 2)
+    {
+      json_t *value = json_array ();
+      if (all || strcmp (kind, "SOA") == 0)
+        json_array_append_new (value, record_set_view (&zone, "SOA", "@", NULL));
+      const char *name;
+      json_t *records;
+      if (all || strcmp (kind, "A") == 0)
+        json_object_foreach (names, name, records)
+            json_array_append_new (value, record_set_view (&zone, "A", name, records));
+      api_reply_json (c, 200, json_pack ("{s:o}", "value", value));
+    }
+  else
+    {
+      cleanup_free char *name = skiff_ascii_lower (skiff_strdup (c->path.seg[first + 5]));
+      json_t *records = json_object_get (names, name);
+      if (strcmp (kind, "SOA") == 0 && strcmp (name, "@") == 0)
+        api_reply_json (c, 200, record_set_view (&zone, "SOA", "@", NULL));
+      else if (strcmp (kind, "A") == 0 && records)
+        api_reply_json (c, 200, record_set_view (&zone, "A", name, records));
+      else
+        {
+          cleanup_free char *nested = skiff_strdup_printf ("%s/%s/%s", zone.name, kind, c->path.seg[first + 5]);
+          not_found (c, ZONE_TYPE, nested, n->rg);
+        }
+    }
+  store_netres_clear (&zone);
+}
+
 void
 api_handle_network (call_t *c, int first)
 {
@@ -1118,10 +1289,12 @@ api_handle_network (call_t *c, int first)
   int depth = p->n - (first + 3); /* 0: the collection, 1: a resource, 2: its children, 3: a child */
   int vnets = p->n > first + 2 && api_seg_is (c, first + 2, "virtualNetworks");
   int zones = p->n > first + 2 && api_seg_is (c, first + 2, "privateDnsZones");
+  int records = zones && depth >= 2 && record_kind (c, first + 4) != NULL;
   if ((!vnets && !zones) || depth < 0 || depth > 3 || (!at_rg && depth != 0)
-      || (depth >= 2 && !api_seg_is (c, first + 4, vnets ? "subnets" : "virtualNetworkLinks")))
+      || (depth >= 2 && !records && !api_seg_is (c, first + 4, vnets ? "subnets" : "virtualNetworkLinks")))
     return api_reply_error (c, 404, "InvalidResourceType", "The resource type could not be found.", NULL);
-  const char *type = depth <= 1 ? (vnets ? VNET_TYPE : ZONE_TYPE) : (vnets ? SUBNET_TYPE : LINK_TYPE);
+  /* record sets are read through their zone (and its role) */
+  const char *type = depth <= 1 || records ? (vnets ? VNET_TYPE : ZONE_TYPE) : (vnets ? SUBNET_TYPE : LINK_TYPE);
 
   /* authorization first, on the scope the URL names (the resource group may not exist yet) */
   cleanup_free char *scope = at_rg ? skiff_strdup_printf ("/subscriptions/%s/resourceGroups/%s", n.sub, p->seg[3])
@@ -1140,11 +1313,12 @@ api_handle_network (call_t *c, int first)
     {
       /* the resource (depth 1, and 2: a list of its children), or a child (depth 3) */
       cleanup_free char *rscope
-          = depth == 3 ? skiff_strdup_printf ("%s/providers/%s/%s/%s/%s/%s", scope, NET_PROVIDER,
-                                              vnets ? "virtualNetworks" : "privateDnsZones", p->seg[first + 3],
-                                              vnets ? "subnets" : "virtualNetworkLinks", p->seg[first + 5])
-                       : skiff_strdup_printf ("%s/providers/%s/%s/%s", scope, NET_PROVIDER,
-                                              vnets ? "virtualNetworks" : "privateDnsZones", p->seg[first + 3]);
+          = depth == 3 && !records
+                ? skiff_strdup_printf ("%s/providers/%s/%s/%s/%s/%s", scope, NET_PROVIDER,
+                                       vnets ? "virtualNetworks" : "privateDnsZones", p->seg[first + 3],
+                                       vnets ? "subnets" : "virtualNetworkLinks", p->seg[first + 5])
+                : skiff_strdup_printf ("%s/providers/%s/%s/%s", scope, NET_PROVIDER,
+                                       vnets ? "virtualNetworks" : "privateDnsZones", p->seg[first + 3]);
       if (authorize (c, rscope, type) < 0)
         return;
     }
@@ -1170,7 +1344,9 @@ api_handle_network (call_t *c, int first)
   int writes = !api_method_is (c, "GET");
   if (writes)
     api_network_lock ();
-  if (vnets)
+  if (records)
+    handle_record_sets (&n, first, depth);
+  else if (vnets)
     handle_vnets (&n, first, depth);
   else
     handle_zones (&n, first, depth);

@@ -98,6 +98,24 @@ def test_virtual_network_reach_isolation_and_dns(skiffd):
     wait_dig(d, "app-two.corp.test", [ip2])
     wait_dig(d, reverse(ip1), ["app-one.corp.test."], "PTR")
 
+    # the same records as ARM record sets, as az network private-dns record-set reads them
+    zone = net_path(d, "vnet", "privateDnsZones", "corp.test")
+    st, sets, _ = d.request("GET", zone + "/ALL" + ZONE_API)
+    assert st == 200, sets
+    got = {(r["type"].rsplit("/", 1)[1], r["name"]): r["properties"] for r in sets["value"]}
+    assert set(got) == {("SOA", "@"), ("A", "app-one"), ("A", "app-two")}, got
+    assert got[("A", "app-one")]["aRecords"] == [{"ipv4Address": ip1}], got
+    assert got[("A", "app-one")]["isAutoRegistered"] is True and got[("A", "app-one")]["fqdn"] == "app-one.corp.test."
+    st, one, _ = d.request("GET", zone + "/A/app-two" + ZONE_API)
+    assert st == 200 and one["properties"]["aRecords"] == [{"ipv4Address": ip2}], one
+    st, z, _ = d.request("GET", zone + ZONE_API)
+    assert st == 200 and z["properties"]["numberOfRecordSets"] == 3, z
+    st, err, _ = d.request("PUT", zone + "/A/manual" + ZONE_API,
+                           {"properties": {"ttl": 60, "aRecords": [{"ipv4Address": "10.0.0.9"}]}})
+    assert st == 400 and err["error"]["code"] == "RecordSetsNotSupported", (st, err)
+    st, err, _ = d.request("GET", zone + "/A/nobody" + ZONE_API)
+    assert st == 404, (st, err)
+
     # inside vnet-a: the name resolves through skiff's DNS and the other subnet is reachable;
     # resolv.conf carries dnsConfig
     script = ("nslookup app-two.corp.test 2>&1 | tail -n 3; "
