@@ -546,7 +546,9 @@ forward_errors (dns_server_t *s)
           {
             struct sock_extended_err ee;
             memcpy (&ee, CMSG_DATA (cm), sizeof ee);
-            icmp = ee.ee_origin == SO_EE_ORIGIN_ICMP;
+            icmp = ee.ee_origin == SO_EE_ORIGIN_ICMP
+                   && (ee.ee_errno == ECONNREFUSED || ee.ee_errno == EHOSTUNREACH || ee.ee_errno == ENETUNREACH
+                       || ee.ee_errno == EHOSTDOWN);
           }
       if (!icmp || n < 2 || mh.msg_namelen != sizeof dest || dest.sin_family != AF_INET)
         continue;
@@ -681,11 +683,14 @@ server_main (void *arg)
           kinds[n++] = KIND_LISTEN;
         }
       pthread_mutex_unlock (&s->lock);
+      /* before the connections' entries: a forward failed here un-waits its connection */
+      int timeout = forward_expire (s, 1000);
       int64_t t = now_ms ();
       for (int i = 0; i < MAX_TCP; i++)
         if (s->conns[i])
           {
-            if (t - s->conns[i]->last_ms > TCP_IDLE_MS)
+            /* a connection waiting for a forwarded answer is bounded by the forward's deadlines */
+            if (!s->conns[i]->waiting && t - s->conns[i]->last_ms > TCP_IDLE_MS)
               {
                 conn_close (s, i);
                 continue;
@@ -694,7 +699,7 @@ server_main (void *arg)
             fds[n] = (struct pollfd){ s->conns[i]->fd, ev, 0 };
             kinds[n++] = i;
           }
-      int r = poll (fds, n, forward_expire (s, 1000));
+      int r = poll (fds, n, timeout);
       if (r <= 0)
         continue;
       for (size_t i = 0; i < n; i++)
