@@ -438,7 +438,7 @@ create_group (agent_t *a, store_group_t *g, skiff_error_t *err)
   int64_t t_pulled = skiff_monotonic_ns ();
 
   uint32_t addr = 0;
-  if (runtime_pin_namespaces (ns, g->name, err) < 0 || agent_net_attach (a, g, ns, &place, &addr, err) < 0)
+  if (runtime_pin_namespaces (&a->rcfg, ns, g->name, err) < 0 || agent_net_attach (a, g, ns, &place, &addr, err) < 0)
     goto out;
   resolv = addr ? agent_net_resolv_conf (a, g->spec, &place) : NULL;
   if (write_etc (gdir, g->name, addr, resolv, err) < 0)

@@ -140,21 +140,12 @@ runtime_build_spec (const runtime_config_t *cfg, const runtime_host_t *host, con
   json_array_append_new (
       mounts, mount_json ("/dev/shm", "tmpfs", "shm",
                           (const char *[]){ "nosuid", "noexec", "nodev", "mode=1777", "size=65536k", NULL }));
-  /* With a joined ipc namespace (owned by the initial user namespace) crun 1.8.1 still
-   * mounts the group's mqueue (verified: all containers of a group see one instance);
-   * runc 1.1 fails with EPERM, so there /dev/mqueue is left out. */
-  if (spec->ns_dir == NULL || runtime_is_crun (cfg))
-    json_array_append_new (
-        mounts, mount_json ("/dev/mqueue", "mqueue", "mqueue", (const char *[]){ "nosuid", "noexec", "nodev", NULL }));
-  /* A fresh sysfs needs a netns owned by the container's user namespace; the group's
-   * pinned netns is owned by the initial one, so the host's /sys is bound read-only
-   * instead (what crun 1.8 does by itself as a fallback; runc 1.1 just fails). */
-  const char *const sys_opts[] = { "nosuid", "noexec", "nodev", "ro", NULL };
-  const char *const sys_bind_opts[] = { "rbind", "nosuid", "noexec", "nodev", "ro", NULL };
-  if (spec->ns_dir)
-    json_array_append_new (mounts, mount_json ("/sys", "bind", "/sys", sys_bind_opts));
-  else
-    json_array_append_new (mounts, mount_json ("/sys", "sysfs", "sysfs", sys_opts));
+  /* the group's IPC and network namespaces belong to the group's user namespace, which the
+   * container joins: it may mount their mqueue and a fresh sysfs */
+  json_array_append_new (
+      mounts, mount_json ("/dev/mqueue", "mqueue", "mqueue", (const char *[]){ "nosuid", "noexec", "nodev", NULL }));
+  json_array_append_new (
+      mounts, mount_json ("/sys", "sysfs", "sysfs", (const char *[]){ "nosuid", "noexec", "nodev", "ro", NULL }));
   json_array_append_new (mounts, mount_json ("/sys/fs/cgroup", "cgroup", "cgroup",
                                              (const char *[]){ "nosuid", "noexec", "nodev", "relatime", "ro", NULL }));
   const char *const bind_ro[] = { "rbind", "ro", "nosuid", "nodev", "noexec", NULL };
@@ -166,10 +157,10 @@ runtime_build_spec (const runtime_config_t *cfg, const runtime_host_t *host, con
     json_array_append_new (mounts, mount_json ("/etc/hostname", "bind", spec->hostname_file, bind_ro));
 
   /* namespaces */
-  json_t *namespaces
-      = json_pack ("[{s:s}, {s:s}, {s:s}, {s:s}]", "type", "pid", "type", "mount", "type", "cgroup", "type", "user");
-  static const char *const joined[][2] = { { "network", "net" }, { "ipc", "ipc" }, { "uts", "uts" } };
-  for (size_t i = 0; i < 3; i++)
+  json_t *namespaces = json_pack ("[{s:s}, {s:s}, {s:s}]", "type", "pid", "type", "mount", "type", "cgroup");
+  static const char *const joined[][2]
+      = { { "user", "user" }, { "network", "net" }, { "ipc", "ipc" }, { "uts", "uts" } };
+  for (size_t i = 0; i < 4; i++)
     {
       if (spec->ns_dir)
         {

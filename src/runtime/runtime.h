@@ -22,21 +22,16 @@
  *   distinct host uids. Consequence: RLIMIT_NPROC, counted per host uid, is shared by
  *   all containers running as the same container uid; the pids cgroup is the real limit.
  *
- * - Namespaces. A container group shares network, IPC and UTS (ACI semantics: one IP,
- *   localhost between containers, one hostname). These are created once per group and
+ * - Namespaces. A container group shares user, network, IPC and UTS namespaces (ACI
+ *   semantics: one IP, localhost between containers, one hostname). These are created once
+ *   per group, the network, IPC and UTS ones owned by the group's user namespace, and
  *   pinned by bind mounts under the group's ns folder, so they exist before and between
  *   container starts and survive restarts of single containers and of skiffd; each
- *   container's config.json joins them by path. Each container gets its own user, pid,
- *   mount and cgroup namespaces (restarting one container never disturbs the others).
- *   Because the pinned netns is owned by the initial user namespace and not by the
- *   container's, the container may not mount a fresh sysfs: crun 1.8.1 then falls back to
- *   a recursive bind mount of the host's /sys (verified on the dev host, kernel 6.18; the
- *   container sees the host's /sys/class/net), runc 1.1.5 fails. Bundles that join a
- *   netns therefore ask for that read-only rbind of /sys explicitly (as podman does), so
- *   both runtimes behave alike; containers with their own netns get a fresh sysfs.
- *   /dev/mqueue in the joined IPC namespace: crun 1.8.1 mounts it (all containers of a
- *   group see one instance, verified), runc 1.1.5 fails with EPERM, so it is mounted only
- *   with crun.
+ *   container's config.json joins them by path. Each container gets its own pid, mount and
+ *   cgroup namespaces (restarting one container never disturbs the others). Because the
+ *   container's user namespace owns the netns and the IPC namespace, it mounts a fresh
+ *   sysfs (which shows only the group's interfaces, never the host's) and the group's
+ *   /dev/mqueue, with crun and runc alike.
  *
  * - Rlimits. root may lack CAP_SYS_RESOURCE (seen on the dev host), so an OCI rlimit
  *   above skiffd's own hard limit makes every start fail. Bundles set RLIMIT_NOFILE
@@ -80,14 +75,14 @@ int runtime_seccomp_compile (json_t *profile, char **b64_out, skiff_error_t *err
  * owned human-readable summary of what was found and done. Needs root. */
 int runtime_prepare_host (const runtime_config_t *cfg, runtime_host_t *host, char **report, skiff_error_t *err);
 
-/* Pins a fresh network, IPC and UTS namespace for a group: creates <ns_dir>/{net,ipc,uts}
+/* Pins a fresh user namespace for a group (container 0 -> host cfg->id_shift, cfg->id_range
+ * ids) and the network, IPC and UTS namespaces it owns: creates <ns_dir>/{user,net,ipc,uts}
  * and bind-mounts the new namespaces onto them; the UTS namespace gets `hostname` (may be
- * NULL) and the netns has loopback up. Idempotent: if all three are already pinned,
- * does nothing; a partial set is released and pinned again. Takes about a millisecond
- * (a short-lived helper thread unshares, no fork). */
-int runtime_pin_namespaces (const char *ns_dir, const char *hostname, skiff_error_t *err);
+ * NULL) and the netns has loopback up. Idempotent: if all four are already pinned, does
+ * nothing; a partial set is released and pinned again. Takes about a millisecond. */
+int runtime_pin_namespaces (const runtime_config_t *cfg, const char *ns_dir, const char *hostname, skiff_error_t *err);
 
-/* Unmounts (MNT_DETACH) and removes <ns_dir>/{net,ipc,uts}; missing ones are fine.
+/* Unmounts (MNT_DETACH) and removes <ns_dir>/{user,net,ipc,uts}; missing ones are fine.
  * Leaves ns_dir itself in place. */
 int runtime_release_namespaces (const char *ns_dir, skiff_error_t *err);
 

@@ -68,10 +68,13 @@ def test_address_per_group_and_reachability(skiffd):
     out = run_once(d, "net", "client", f"{http_get_sh(ip2, 80)} | grep -q '^HTTP/1' && echo REACHED; "
                                        f"grep 'client$' /etc/hosts | cut -f1; "
                                        f"ip -4 -o addr show dev eth0 | awk '{{print $4}}'; "
-                                       f"ip route | grep -c '^default via {net[1]}'")
-    assert len(out.split()) == 4, out
-    reached, hosts_ip, eth0, routes = out.split()
+                                       f"ip route | grep -c '^default via {net[1]}'; "
+                                       f"echo $(ls /sys/class/net) | tr ' ' ,")
+    assert len(out.split()) == 5, out
+    reached, hosts_ip, eth0, routes, sysnet = out.split()
     assert reached == "REACHED" and routes == "1", out
+    # sysfs is the group's own: its interfaces, none of the host's (the bridge, the host's NICs)
+    assert sysnet == "eth0,lo", out
     assert eth0 == f"{hosts_ip}/{net.prefixlen}" and ipaddress.ip_address(hosts_ip) in net, out
 
     # the host's services are closed to containers, skiffd's API included; only DNS is let through

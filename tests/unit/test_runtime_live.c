@@ -11,6 +11,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/nsfs.h>
+#include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
 #include <sys/wait.h>
@@ -240,7 +242,7 @@ main (void)
   for (int i = 0; i < 21; i++)
     {
       int64_t s = skiff_monotonic_ns ();
-      int r = runtime_pin_namespaces (ns_dir, "skiff-g1", &err);
+      int r = runtime_pin_namespaces (&cfg, ns_dir, "skiff-g1", &err);
       times[i] = skiff_monotonic_ns () - s;
       if (r < 0)
         {
@@ -255,8 +257,24 @@ main (void)
           times[10] / 1e6, times[20] / 1e6);
   CHECK (times[10] < 20 * 1000 * 1000);
   int64_t s = skiff_monotonic_ns ();
-  CHECK (runtime_pin_namespaces (ns_dir, "other-name", &err) == 0); /* already pinned: no-op */
+  CHECK (runtime_pin_namespaces (&cfg, ns_dir, "other-name", &err) == 0); /* already pinned: no-op */
   printf ("runtime_pin_namespaces when already pinned: %.3f ms\n", (skiff_monotonic_ns () - s) / 1e6);
+  /* the pinned net, ipc and uts namespaces belong to the pinned user namespace */
+  {
+    struct stat user_st;
+    cleanup_free char *user_pin = skiff_strdup_printf ("%s/user", ns_dir);
+    CHECK (stat (user_pin, &user_st) == 0);
+    static const char *const owned[] = { "net", "ipc", "uts" };
+    for (int i = 0; i < 3; i++)
+      {
+        cleanup_free char *pin = skiff_strdup_printf ("%s/%s", ns_dir, owned[i]);
+        cleanup_close int fd = open (pin, O_RDONLY | O_CLOEXEC);
+        cleanup_close int owner = fd >= 0 ? ioctl (fd, NS_GET_USERNS) : -1;
+        struct stat owner_st;
+        CHECK (owner >= 0 && fstat (owner, &owner_st) == 0 && owner_st.st_ino == user_st.st_ino
+               && owner_st.st_dev == user_st.st_dev);
+      }
+  }
 
   /* rootfs of a: the two layers; rootfs of b: the same plus many empty layers on top
    * with long names, too long for absolute lowerdir paths */
@@ -485,21 +503,21 @@ main (void)
     char *mq_a = out_a ? strstr (out_a, "mq=") : NULL;
     char *mq_b = out_b ? strstr (out_b, "mq=") : NULL;
     char *mq_o = out ? strstr (out, "mq=") : NULL;
-    int is_crun = strstr (crun, "crun") != NULL; /* runc: no /dev/mqueue with a joined ipc ns */
-    CHECK (!is_crun || (mq_a && mq_b && mq_o));
-    if (is_crun && mq_a && mq_b && mq_o)
+    CHECK (mq_a && mq_b && mq_o);
+    if (mq_a && mq_b && mq_o)
       {
         size_t la_ = strcspn (mq_a, "\n");
         CHECK (la_ > 4 && strncmp (mq_a, mq_b, la_ + 1) == 0);
         CHECK (strncmp (mq_a, mq_o, la_ + 1) != 0);
       }
-    /* sysfs: a fresh instance in a netns owned by the container's userns, the host's
-     * /sys bound read-only when the netns is the group's (owned by the initial userns) */
+    /* sysfs: a fresh instance, in the group's netns (owned by the group's userns, which the
+     * container joins) as in a netns of the container's own; never the host's /sys */
     struct stat sys_st;
     char host_sys[64] = "";
     if (stat ("/sys", &sys_st) == 0)
       snprintf (host_sys, sizeof host_sys, "sysdev=%u:%u", major (sys_st.st_dev), minor (sys_st.st_dev));
-    CHECK (out_b && strstr (out_b, host_sys));
+    CHECK (out_b && !strstr (out_b, host_sys));
+    CHECK (out_b && strstr (out_b, "sysnet=lo\n"));
     CHECK (out && !strstr (out, host_sys));
     CHECK (out && strstr (out, "sysnet=lo\n"));
     CHECK (runtime_force_delete (&cfg, crun_root, id_own, &err) == 0);
