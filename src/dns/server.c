@@ -386,8 +386,19 @@ forward_wanted (dns_server_t *s, uint32_t src, int src_port)
   return yes;
 }
 
+/* Whether addr is one of this host's addresses (a socket can be bound to it). */
+static int
+is_local_address (uint32_t addr)
+{
+  if ((addr >> 24) == 127)
+    return 1;
+  cleanup_close int fd = socket (AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = 0, .sin_addr.s_addr = htonl (addr) };
+  return fd >= 0 && bind (fd, (struct sockaddr *)&sa, sizeof sa) == 0;
+}
+
 /* Sends pending p to upstream number p->tries (of the current list), skipping the server's own
- * listeners; -1 when no upstream is left. */
+ * listeners (a wildcard one: any local address at its port); -1 when no upstream is left. */
 static int
 forward_send (dns_server_t *s, pending_t *p)
 {
@@ -397,15 +408,19 @@ forward_send (dns_server_t *s, pending_t *p)
       pthread_mutex_lock (&s->lock);
       size_t n = s->n_upstreams;
       dns_upstream_t up = p->tries < n ? s->upstreams[p->tries] : (dns_upstream_t){ 0, 0 };
-      int own = 0;
+      int own = 0, wildcard = 0;
       for (size_t i = 0; i < s->n_listeners && p->tries < n; i++)
-        own |= s->listeners[i].addr == up.addr && s->listeners[i].port == up.port;
+        if (s->listeners[i].port == up.port)
+          {
+            own |= s->listeners[i].addr == up.addr;
+            wildcard |= s->listeners[i].addr == INADDR_ANY;
+          }
       pthread_mutex_unlock (&s->lock);
       if (p->tries >= n)
         return -1;
       p->tries++;
-      if (own)
-        continue;
+      if (own || (wildcard && is_local_address (up.addr)))
+        continue; /* ourselves: the query would come back */
       struct sockaddr_in to = { .sin_family = AF_INET, .sin_port = htons ((uint16_t)up.port) };
       to.sin_addr.s_addr = htonl (up.addr);
       struct iovec iov[2] = { { hdr, 2 }, { p->query + 2, p->qlen - 2 } };

@@ -465,6 +465,22 @@ test_forward (void)
   CHECK (ask_is (fport, 0, "b.front.test", 27, LDNS_RCODE_NOERROR, "10.9.9.9", 1)); /* still serving */
   CHECK (set_up (f, self_u, 2) == 0);
   CHECK (ask_is (fport, 0, "a.up.test", 28, LDNS_RCODE_NOERROR, "10.1.2.3", -1));
+  /* so is one that reaches F through a wildcard listener (any local address at its port) */
+  {
+    int wport = 0, w = bind_udp (&wport, 1);
+    CHECK (w >= 0);
+    close (w);
+    skiff_error_t err = NULL;
+    CHECK (dns_server_listen (f, "0.0.0.0", wport, &err) == 0);
+    skiff_error_release (&err);
+    dns_upstream_t wild[] = { { LO, wport } }, wild_u[] = { { LO, wport }, { LO, uport } };
+    CHECK (set_up (f, wild, 1) == 0);
+    CHECK (ask_is (fport, 0, "a.up.test", 0x51, LDNS_RCODE_SERVFAIL, NULL, -1));
+    CHECK (set_up (f, wild_u, 2) == 0);
+    CHECK (ask_is (fport, 0, "a.up.test", 0x52, LDNS_RCODE_NOERROR, "10.1.2.3", -1));
+    CHECK (ask_is (wport, 0, "a.up.test", 0x53, LDNS_RCODE_NOERROR, "10.1.2.3", -1));
+    dns_server_unlisten (f, "0.0.0.0", wport);
+  }
   /* an unreachable upstream (a closed port): the next one answers */
   int closed_port = 0, c = bind_udp (&closed_port, 1);
   CHECK (c >= 0);
