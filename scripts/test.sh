@@ -1,6 +1,6 @@
 #!/bin/bash
 # Installs the test dependencies and runs every test: C unit tests (gcc, clang, and an
-# ASan+UBSan build), the end-to-end tests against the real skiffd, crun and a local registry
+# ASan+UBSan build; the live runtime test also with runc), the end-to-end tests against the real skiffd, crun and a local registry
 # (with the normal and the sanitizer build), and the real-client conformance tests (az CLI and the
 # Azure SDK for JavaScript against skiffd). Ends with one closing line.
 set -uo pipefail
@@ -26,6 +26,8 @@ export ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 UBSAN_OPTIONS=print_stacktra
 export LSAN_OPTIONS=suppressions=$root/tests/lsan.supp
 step "unit tests (gcc)" tests/unit/run.sh build/tests
 step "unit tests (asan+ubsan)" tests/unit/run.sh build-san/tests
+# The live runtime test once more with runc, the other runtime skiffd supports (--runtime).
+step "runtime live test (runc)" env SKIFF_CRUN=/usr/sbin/runc build/tests/test_runtime_live
 step "end-to-end (gcc)" env SKIFF_BUILD=$root/build /usr/bin/python3 -m pytest -q -p no:cacheprovider tests/e2e
 # Real Azure clients (az CLI, the JS SDK) against skiffd over HTTPS.
 step "conformance (gcc)" env SKIFF_BUILD=$root/build /usr/bin/python3 -m pytest -q -p no:cacheprovider tests/conformance

@@ -447,7 +447,10 @@ class FakeArm:
                     rec["frames"].append(fr)
             except (socket.timeout, OSError):
                 pass
-            wf.write(ws_close(1000))
+            try:
+                wf.write(ws_close(1000))
+            except OSError:
+                pass  # the client has gone already
             return
         if cmd.startswith("echo "):
             wf.write(ws_frame(2, cmd[5:].encode() + b"\r\n"))
@@ -469,8 +472,11 @@ class FakeArm:
                     wf.write(ws_frame(2, fr[2]))
             except (socket.timeout, OSError):
                 pass
-            wf.write(ws_frame(1, b"done\n"))
-            wf.write(ws_close(1000))
+            try:
+                wf.write(ws_frame(1, b"done\n"))
+                wf.write(ws_close(1000))
+            except OSError:
+                pass  # the client closed first and has gone (its close frame was recorded)
             return
         if cmd == "fragments":
             wf.write(ws_frame(1, b"hel", fin=False))

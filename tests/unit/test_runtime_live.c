@@ -314,7 +314,10 @@ main (void)
 
   const char *script_a = "echo uid=$(id -u); echo hostname=$(hostname); "
                          "echo mq=$(grep ' /dev/mqueue ' /proc/self/mountinfo | cut -d' ' -f3); "
-                         "nc -l -p 8080 > /tmp/got; "
+                         /* nc's stdin never ends (a fifo held open read-write): at EOF it would
+                            shut its side down, and b's nc, seeing that before its own stdin, could
+                            quit unsent */
+                         "mkfifo /tmp/in; exec 3<>/tmp/in; nc -l -p 8080 <&3 > /tmp/got; "
                          "echo got=$(cat /tmp/got)";
   const char *script_b
       = "echo uid=$(id -u); set -- $(cat /proc/self/uid_map); echo uidmap=$1 $2 $3; echo hostname=$(hostname); "
