@@ -1,8 +1,9 @@
 #!/bin/bash
 # Installs the test dependencies and runs every test: C unit tests (gcc, clang, and an
-# ASan+UBSan build; the live runtime test also with runc), the end-to-end tests against the real skiffd, crun and a local registry
-# (with the normal and the sanitizer build), and the real-client conformance tests (az CLI and the
-# Azure SDK for JavaScript against skiffd). Ends with one closing line.
+# ASan+UBSan build; the live runtime test also with runc), the end-to-end tests against the real
+# skiffd, crun and a local registry (with the normal and the sanitizer build), and the real-client
+# conformance tests (az CLI and the Azure SDK for JavaScript against skiffd). Ends with one
+# closing line.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
