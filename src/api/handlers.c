@@ -735,6 +735,9 @@ handle_operation (call_t *c, const char *op_id)
   store_group_clear (&g);
   if (error)
     json_object_set (body, "error", json_object_get (error, "error") ? json_object_get (error, "error") : error);
+  /* not done yet: ask for the next poll in a second (without it, the Azure SDKs wait 30 s) */
+  if (strcasecmp (status, "Succeeded") && strcasecmp (status, "Failed") && strcasecmp (status, "Canceled"))
+    api_add_header (c->res, "Retry-After", "1");
   api_reply_json (c, 200, body);
 }
 

@@ -153,17 +153,21 @@ class Az:
         p = self.run(*args, "-o", "json", **kw)
         return json.loads(p.stdout) if p.stdout.strip() else None
 
-    def register(self, full=True):
+    def register(self, full=True, profile=None):
+        """Registers skiffd as a cloud and makes it current; profile: the cloud's API profile
+        (az's default, `latest`, when None)."""
         u = self.d.url
+        extra = ["--profile", profile] if profile else []
         if full:
             self.run("cloud", "register", "-n", self.cloud, "--endpoint-resource-manager", u + "/",
                      "--endpoint-active-directory", u + "/adfs",
                      "--endpoint-active-directory-resource-id", "https://management.core.windows.net/",
-                     "--endpoint-active-directory-graph-resource-id", "https://graph.windows.net/")
+                     "--endpoint-active-directory-graph-resource-id", "https://graph.windows.net/", *extra)
         else:
-            self.run("cloud", "register", "-n", self.cloud, "--endpoint-resource-manager", u + "/")
+            self.run("cloud", "register", "-n", self.cloud, "--endpoint-resource-manager", u + "/", *extra)
         self.run("cloud", "set", "-n", self.cloud)
 
     def login(self, sp, password=None):
-        return self.json("login", "--service-principal", "-u", sp["appId"], "-p", password or sp["password"],
+        # --password=VALUE: a generated secret may start with `-`, which argparse takes for an option
+        return self.json("login", "--service-principal", "-u", sp["appId"], "--password=" + (password or sp["password"]),
                          "--tenant", sp["tenant"])

@@ -27,10 +27,12 @@ def test_create_get_list_delete(skiffd):
     op = hdrs["azure-asyncoperation"].split(str(skiffd.port), 1)[1]
     deadline = time.time() + 60
     while True:
-        st, opb, _ = skiffd.request("GET", op)
+        st, opb, ohdrs = skiffd.request("GET", op)
         assert st == 200 and opb["status"] in ("InProgress", "Succeeded"), opb
         if opb["status"] == "Succeeded":
+            assert "retry-after" not in ohdrs
             break
+        assert ohdrs.get("retry-after") == "1", ohdrs  # the next poll in a second, not the SDKs' 30 s
         assert time.time() < deadline
         time.sleep(0.1)
     g = skiffd.wait_state("crud", "g1", "Running")
