@@ -51,6 +51,7 @@ typedef struct
   size_t query_len;
   const char *authorization; /* NUL-terminated header value or NULL */
   const char *host;          /* NUL-terminated Host header or NULL */
+  const char *if_none_match; /* NUL-terminated If-None-Match header or NULL */
   const char *scheme;        /* "http" or "https" */
   const char *body;
   size_t body_len;

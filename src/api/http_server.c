@@ -103,6 +103,8 @@ reason_of (int status)
       return "Method Not Allowed";
     case 409:
       return "Conflict";
+    case 412:
+      return "Precondition Failed";
     case 413:
       return "Payload Too Large";
     case 429:
@@ -384,6 +386,7 @@ on_req (h2o_handler_t *self, h2o_req_t *req)
   cleanup_free char *method = strndup (req->method.base, req->method.len);
   cleanup_free char *auth = header_dup (req, H2O_TOKEN_AUTHORIZATION);
   cleanup_free char *host = req->authority.len < 256 ? strndup (req->authority.base, req->authority.len) : NULL;
+  cleanup_free char *if_none_match = header_dup (req, H2O_TOKEN_IF_NONE_MATCH);
   api_request_t ar = { .method = method,
                        .path = req->path.base,
                        .path_len = plen,
@@ -391,6 +394,7 @@ on_req (h2o_handler_t *self, h2o_req_t *req)
                        .query_len = req->query_at != SIZE_MAX ? req->path.len - req->query_at - 1 : 0,
                        .authorization = auth,
                        .host = host,
+                       .if_none_match = if_none_match,
                        .scheme = req->input.scheme == &H2O_URL_SCHEME_HTTPS ? "https" : "http",
                        .body = req->entity.base,
                        .body_len = req->entity.base ? req->entity.len : 0 };

@@ -16,7 +16,8 @@
  *   InvalidVirtualNetworkId (400): a link's virtualNetwork.id names no vnet of this subscription;
  *   VirtualNetworkAlreadyLinked (409): the vnet already has a link to this zone;
  *   RegistrationVirtualNetworkAlreadyLinked (409): the vnet already registers in another zone;
- *   VirtualNetworkNotFound / SubnetNotFound (404): api_subnet_resolve's missing vnet / subnet. */
+ *   VirtualNetworkNotFound / SubnetNotFound (404): api_subnet_resolve's missing vnet / subnet.
+ * A PUT with `If-None-Match: *` of a resource that exists gets ARM's 412 PreconditionFailed. */
 #include <errno.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -781,6 +782,18 @@ links_to_vnet (store_t *store, const char *vnet_id, store_netres_t **out, int *n
   return 0;
 }
 
+/* A PUT with `If-None-Match: *` creates only: when the resource exists, replies 412
+ * PreconditionFailed and returns 1 (as ARM does; `az network private-dns ... create` sends it). */
+static int
+create_only_refused (call_t *c, int exists)
+{
+  if (!exists || c->req->if_none_match == NULL || strcmp (c->req->if_none_match, "*") != 0)
+    return 0;
+  api_reply_error (c, 412, "PreconditionFailed",
+                   "The resource already exists, and the request asked to create it only (If-None-Match: *).", NULL);
+  return 1;
+}
+
 static void
 handle_vnets (netcall_t *n, int first, int depth)
 {
@@ -805,6 +818,11 @@ handle_vnets (netcall_t *n, int first, int depth)
       if (api_method_is (c, "PUT"))
         {
           /* an update keeps the first spelling of the name and id */
+          if (create_only_refused (c, !missing))
+            {
+              store_netres_clear (&vnet);
+              return;
+            }
           cleanup_free char *id = skiff_strdup (missing ? vid : vnet.id);
           cleanup_free char *name = skiff_strdup (missing ? vname : vnet.name);
           store_netres_clear (&vnet);
@@ -864,7 +882,10 @@ handle_vnets (netcall_t *n, int first, int depth)
       return api_reply_skiff_error (c, err);
     }
   if (api_method_is (c, "PUT"))
-    subnet_put (n, &vnet, smissing ? sid : sub.id, smissing ? p->seg[first + 5] : sub.name);
+    {
+      if (!create_only_refused (c, !smissing))
+        subnet_put (n, &vnet, smissing ? sid : sub.id, smissing ? p->seg[first + 5] : sub.name);
+    }
   else if (api_method_is (c, "GET"))
     {
       if (smissing)
@@ -1050,7 +1071,10 @@ handle_zones (netcall_t *n, int first, int depth)
           store_netres_free_array (links, has_links);
         }
       if (api_method_is (c, "PUT"))
-        zone_put (n, missing ? zid : zone.id, missing ? zname : zone.name);
+        {
+          if (!create_only_refused (c, !missing))
+            zone_put (n, missing ? zid : zone.id, missing ? zname : zone.name);
+        }
       else if (api_method_is (c, "GET"))
         {
           if (missing)
@@ -1092,7 +1116,10 @@ handle_zones (netcall_t *n, int first, int depth)
       return api_reply_skiff_error (c, err);
     }
   if (api_method_is (c, "PUT"))
-    link_put (n, &zone, lmissing ? lid : link.id, lmissing ? p->seg[first + 5] : link.name);
+    {
+      if (!create_only_refused (c, !lmissing))
+        link_put (n, &zone, lmissing ? lid : link.id, lmissing ? p->seg[first + 5] : link.name);
+    }
   else if (api_method_is (c, "GET"))
     {
       if (lmissing)

@@ -178,6 +178,9 @@ def test_private_dns_zone_and_link(aznet, skiffd):
     assert st == 200, real
     assert zone["id"].lower() == real["id"].lower()
     assert zone["name"] == ZONE
+    # create means create: az sends If-None-Match: *
+    err = az_fails(aznet, "network", "private-dns", "zone", "create", "-g", RG, "-n", ZONE)
+    assert "PreconditionFailed" in err, err
 
     link = aznet.json("network", "private-dns", "link", "vnet", "create", "-g", RG, "-z", ZONE, "-n", "link-az",
                       "-v", "vnet-az", "-e", "true")

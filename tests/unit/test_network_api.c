@@ -22,7 +22,8 @@ static const char *const auds[] = { "https://management.core.windows.net/", NULL
 #define ADMIN "Bearer 0123456789abcdef0123456789abcdef"
 #define READER_ROLE "acdd72a7-3385-48ef-bd42-f606fba81ae7"
 
-static const char *who = ADMIN; /* the Authorization header of the next calls */
+static const char *who = ADMIN;          /* the Authorization header of the next calls */
+static const char *if_none_match = NULL; /* their If-None-Match header */
 
 static json_t *
 call (const char *method, const char *url, const char *body, int *status)
@@ -35,6 +36,7 @@ call (const char *method, const char *url, const char *body, int *status)
                         .query_len = q ? strlen (q + 1) : 0,
                         .authorization = who,
                         .host = "127.0.0.1:1",
+                        .if_none_match = if_none_match,
                         .scheme = "http",
                         .body = body,
                         .body_len = body ? strlen (body) : 0 };
@@ -524,6 +526,24 @@ main (void)
             &st);
   CHECK (st == 201);
   CHECK (json_is_true (json_object_get (json_object_get (j, "properties"), "registrationEnabled")));
+  json_decref (j);
+  /* If-None-Match: * creates only (what `az network private-dns ... create` sends) */
+  if_none_match = "*";
+  EXPECT ("PUT", NET "/privateDnsZones/corp.test" Z, "{\"location\":\"global\"}", 412, "PreconditionFailed");
+  EXPECT ("PUT", NET "/privateDnsZones/corp.test/virtualNetworkLinks/l1" Z,
+          "{\"location\":\"global\",\"properties\":{\"virtualNetwork\":{\"id\":\"" NET
+          "/virtualNetworks/vnet-a\"},\"registrationEnabled\":false}}",
+          412, "PreconditionFailed");
+  EXPECT ("PUT", NET "/virtualNetworks/vnet-a" V, VNET_A, 412, "PreconditionFailed");
+  EXPECT ("PUT", NET "/virtualNetworks/vnet-a/subnets/front" V, "{\"properties\":{\"addressPrefix\":\"10.1.0.0/24\"}}",
+          412, "PreconditionFailed");
+  EXPECT ("PUT", NET "/privateDnsZones/fresh.test" Z, "{\"location\":\"global\"}", 201, NULL);
+  if_none_match = "\"some-etag\""; /* only `*` is understood: an update as without the header */
+  EXPECT ("PUT", NET "/privateDnsZones/fresh.test" Z, "{\"location\":\"global\"}", 200, NULL);
+  if_none_match = NULL;
+  EXPECT ("DELETE", NET "/privateDnsZones/fresh.test" Z, NULL, 200, NULL);
+  j = call ("GET", NET "/privateDnsZones/corp.test/virtualNetworkLinks/l1" Z, NULL, &st);
+  CHECK (st == 200 && json_is_true (json_object_get (json_object_get (j, "properties"), "registrationEnabled")));
   json_decref (j);
   EXPECT ("PUT", NET "/privateDnsZones/corp.test/virtualNetworkLinks/l2" Z,
           "{\"location\":\"global\",\"properties\":{\"virtualNetwork\":{\"id\":\"" NET "/virtualNetworks/vnet-a\"}}}",
