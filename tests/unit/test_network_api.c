@@ -204,6 +204,15 @@ main (void)
   EXPECT ("PUT", NET "/virtualNetworks/a" V, VNET_A, 404, "ResourceGroupNotFound");
   EXPECT ("PUT", RG "?api-version=2021-04-01", "{\"location\":\"local\"}", 201, NULL);
 
+  /* a virtual network lives in a location this host serves ("Local" and "lo cal" name it too) */
+  EXPECT ("PUT", NET "/virtualNetworks/elsewhere" V,
+          "{\"location\":\"westeurope\",\"properties\":{\"addressSpace\":{\"addressPrefixes\":[\"10.9.0.0/16\"]}}}",
+          400, "LocationNotAvailableForResourceType");
+  EXPECT ("PUT", NET "/virtualNetworks/spelled" V,
+          "{\"location\":\"Lo cal\",\"properties\":{\"addressSpace\":{\"addressPrefixes\":[\"10.9.0.0/16\"]}}}", 201,
+          NULL);
+  EXPECT ("DELETE", NET "/virtualNetworks/spelled" V, NULL, 200, NULL);
+
   /* a virtual network with two subnets: created, then updated */
   j = call ("PUT", NET "/virtualNetworks/vnet-a" V, VNET_A, &st);
   CHECK (st == 201);
