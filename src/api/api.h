@@ -40,6 +40,7 @@ typedef struct
   api_sessions_t *sessions;     /* exec/attach sessions; NULL: exec and attach are refused */
   uint32_t host_net;            /* the host's default group network (host order); virtual networks */
   int host_net_prefix;          /* may not overlap it. 0/0: none */
+  int max_virtual_networks;     /* per subscription (0: Azure's 1000) */
 } api_ctx_t;
 
 typedef struct

@@ -17,7 +17,9 @@
  *   VirtualNetworkAlreadyLinked (409): the vnet already has a link to this zone;
  *   RegistrationVirtualNetworkAlreadyLinked (409): the vnet already registers in another zone;
  *   VirtualNetworkNotFound / SubnetNotFound (404): api_subnet_resolve's missing vnet / subnet.
- * A PUT with `If-None-Match: *` of a resource that exists gets ARM's 412 PreconditionFailed. */
+ * A PUT with `If-None-Match: *` of a resource that exists gets ARM's 412 PreconditionFailed.
+ * Creating one more than Azure's limits (MAX_VNETS, MAX_ZONES, MAX_LINKS, MAX_REGISTRATION_LINKS)
+ * gets 409 QuotaExceeded. */
 #include <ctype.h>
 #include <errno.h>
 #include <pthread.h>
@@ -44,6 +46,12 @@
 #define ACI_SERVICE "Microsoft.ContainerInstance/containerGroups"
 #define MAX_PREFIXES 16
 #define MAX_SUBNETS 256
+/* Azure's limits: virtual networks (unless the context says) and private DNS zones per
+ * subscription, links per zone */
+#define MAX_VNETS 1000
+#define MAX_ZONES 1000
+#define MAX_LINKS 1000
+#define MAX_REGISTRATION_LINKS 100
 
 typedef struct
 {
@@ -243,10 +251,10 @@ zone_view (call_t *c, const store_netres_t *r)
     }
   json_t *v = json_pack ("{s:s,s:s,s:s,s:s,s:O,s:{s:i,s:i,s:i,s:i,s:i,s:i,s:s}}", "id", r->id, "name", r->name, "type",
                          ZONE_TYPE, "location", "global", "etag", json_object_get (r->body, "etag"), "properties",
-                         "maxNumberOfRecordSets", 25000, "maxNumberOfVirtualNetworkLinks", 1000,
-                         "maxNumberOfVirtualNetworkLinksWithRegistration", 100, "numberOfRecordSets", (int)record_sets,
-                         "numberOfVirtualNetworkLinks", n, "numberOfVirtualNetworkLinksWithRegistration", reg,
-                         "provisioningState", "Succeeded");
+                         "maxNumberOfRecordSets", 25000, "maxNumberOfVirtualNetworkLinks", MAX_LINKS,
+                         "maxNumberOfVirtualNetworkLinksWithRegistration", MAX_REGISTRATION_LINKS, "numberOfRecordSets",
+                         (int)record_sets, "numberOfVirtualNetworkLinks", n,
+                         "numberOfVirtualNetworkLinksWithRegistration", reg, "provisioningState", "Succeeded");
   if (json_object_get (r->body, "tags"))
     json_object_set (v, "tags", json_object_get (r->body, "tags"));
   return v;
@@ -810,6 +818,27 @@ links_to_vnet (store_t *store, const char *vnet_id, store_netres_t **out, int *n
   return 0;
 }
 
+/* Replies 409 QuotaExceeded and returns 1 when `type` already has `max` resources in the
+ * subscription (parent NULL) or under parent; -1 (replied) on a store error; 0 to go on. */
+static int
+quota_reached (call_t *c, const char *type, const char *sub, const char *parent, int max, const char *what)
+{
+  cleanup_error skiff_error_t err = NULL;
+  store_netres_t *v = NULL;
+  int count = 0;
+  if (store_netres_list (c->ctx->store, type, parent ? NULL : sub, NULL, parent, &v, &count, &err) < 0)
+    {
+      api_reply_skiff_error (c, err);
+      return -1;
+    }
+  store_netres_free_array (v, count);
+  if (count < max)
+    return 0;
+  cleanup_free char *m = skiff_strdup_printf ("At most %d %s.", max, what);
+  api_reply_error (c, 409, "QuotaExceeded", m, NULL);
+  return 1;
+}
+
 /* A PUT with `If-None-Match: *` creates only: when the resource exists, replies 412
  * PreconditionFailed and returns 1 (as ARM does; `az network private-dns ... create` sends it). */
 static int
@@ -846,7 +875,11 @@ handle_vnets (netcall_t *n, int first, int depth)
       if (api_method_is (c, "PUT"))
         {
           /* an update keeps the first spelling of the name and id */
-          if (create_only_refused (c, !missing))
+          if (create_only_refused (c, !missing)
+              || (missing
+                  && quota_reached (c, VNET_TYPE, n->sub, NULL,
+                                    c->ctx->max_virtual_networks > 0 ? c->ctx->max_virtual_networks : MAX_VNETS,
+                                    "virtual networks per subscription")))
             {
               store_netres_clear (&vnet);
               return;
@@ -1047,6 +1080,24 @@ link_put (netcall_t *n, const store_netres_t *zone, const char *id, const char *
       return;
     }
   store_netres_free_array (links, nl);
+  if (registration)
+    {
+      store_netres_t *zl = NULL;
+      int nz = 0, registering = 0;
+      if (store_netres_list (c->ctx->store, LINK_TYPE, NULL, NULL, zone->id, &zl, &nz, &err) < 0)
+        return api_reply_skiff_error (c, err);
+      for (int i = 0; i < nz; i++)
+        registering
+            += strcasecmp (zl[i].id, id) != 0
+               && json_is_true (json_object_get (json_object_get (zl[i].body, "properties"), "registrationEnabled"));
+      store_netres_free_array (zl, nz);
+      if (registering >= MAX_REGISTRATION_LINKS)
+        {
+          cleanup_free char *m = skiff_strdup_printf ("At most %d virtual network links with registration per zone.",
+                                                      MAX_REGISTRATION_LINKS);
+          return api_reply_error (c, 409, "QuotaExceeded", m, "properties.registrationEnabled");
+        }
+    }
   cleanup_free char *etag = new_etag ();
   cleanup_json json_t *stored
       = json_pack ("{s:s,s:s,s:{s:{s:s},s:b}}", "location", "global", "etag", etag, "properties", "virtualNetwork",
@@ -1100,7 +1151,9 @@ handle_zones (netcall_t *n, int first, int depth)
         }
       if (api_method_is (c, "PUT"))
         {
-          if (!create_only_refused (c, !missing))
+          if (!create_only_refused (c, !missing)
+              && !(missing
+                   && quota_reached (c, ZONE_TYPE, n->sub, NULL, MAX_ZONES, "private DNS zones per subscription")))
             zone_put (n, missing ? zid : zone.id, missing ? zname : zone.name);
         }
       else if (api_method_is (c, "GET"))
@@ -1145,7 +1198,8 @@ handle_zones (netcall_t *n, int first, int depth)
     }
   if (api_method_is (c, "PUT"))
     {
-      if (!create_only_refused (c, !lmissing))
+      if (!create_only_refused (c, !lmissing)
+          && !(lmissing && quota_reached (c, LINK_TYPE, NULL, zone.id, MAX_LINKS, "virtual network links per zone")))
         link_put (n, &zone, lmissing ? lid : link.id, lmissing ? p->seg[first + 5] : link.name);
     }
   else if (api_method_is (c, "GET"))

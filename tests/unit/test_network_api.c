@@ -722,6 +722,68 @@ main (void)
   store_netres_free_array (all, n);
   EXPECT ("GET", NET "/virtualNetworks/vnet-a" V, NULL, 404, "ResourceNotFound");
   EXPECT ("GET", NET "/loadBalancers" V, NULL, 404, "InvalidResourceType");
+
+  /* Azure's limits: 100 links with registration per zone; virtual networks per subscription (1000,
+     here 110 to keep the test short) */
+  ctx.max_virtual_networks = 110;
+  {
+    int ok = 1, zone_st;
+    json_decref (call ("PUT", NET "/privateDnsZones/many.test" Z, "{\"location\":\"global\"}", &zone_st));
+    CHECK (zone_st == 201);
+    for (int i = 0; i < 110 && ok; i++)
+      {
+        char url[256], body[256];
+        snprintf (url, sizeof url, NET "/virtualNetworks/v%d" V, i);
+        snprintf (
+            body, sizeof body,
+            "{\"location\":\"local\",\"properties\":{\"addressSpace\":{\"addressPrefixes\":[\"10.%d.%d.0/24\"]}}}",
+            100 + i / 250, i % 250);
+        json_decref (call ("PUT", url, body, &st));
+        ok = st == 201;
+        if (ok && i <= 100)
+          {
+            snprintf (url, sizeof url, NET "/privateDnsZones/many.test/virtualNetworkLinks/l%d" Z, i);
+            snprintf (body, sizeof body,
+                      "{\"location\":\"global\",\"properties\":{\"virtualNetwork\":{\"id\":\"" NET
+                      "/virtualNetworks/v%d\"},\"registrationEnabled\":true}}",
+                      i);
+            j = call ("PUT", url, body, &st);
+            ok = i < 100 ? st == 201 : st == 409 && strcmp (code_of (j) ? code_of (j) : "", "QuotaExceeded") == 0;
+            json_decref (j);
+          }
+      }
+    CHECK (ok);
+    /* the 101st link without registration is fine; the 111th network is not */
+    EXPECT ("PUT", NET "/privateDnsZones/many.test/virtualNetworkLinks/l100" Z,
+            "{\"location\":\"global\",\"properties\":{\"virtualNetwork\":{\"id\":\"" NET
+            "/virtualNetworks/v100\"},\"registrationEnabled\":false}}",
+            201, NULL);
+    EXPECT ("PUT", NET "/virtualNetworks/one-too-many" V,
+            "{\"location\":\"local\",\"properties\":{\"addressSpace\":{\"addressPrefixes\":[\"10.99.0.0/24\"]}}}", 409,
+            "QuotaExceeded");
+    /* an update of an existing one is no new network */
+    EXPECT ("PUT", NET "/virtualNetworks/v109" V,
+            "{\"location\":\"local\",\"tags\":{\"t\":\"1\"},\"properties\":{\"addressSpace\":{"
+            "\"addressPrefixes\":[\"10.100.109.0/24\"]}}}",
+            200, NULL);
+    for (int i = 0; i <= 100; i++)
+      {
+        char url[256];
+        snprintf (url, sizeof url, NET "/privateDnsZones/many.test/virtualNetworkLinks/l%d" Z, i);
+        json_decref (call ("DELETE", url, NULL, &st));
+      }
+    EXPECT ("DELETE", NET "/privateDnsZones/many.test" Z, NULL, 200, NULL);
+    for (int i = 0; i < 110; i++)
+      {
+        char url[256];
+        snprintf (url, sizeof url, NET "/virtualNetworks/v%d" V, i);
+        json_decref (call ("DELETE", url, NULL, &st));
+      }
+    EXPECT ("PUT", NET "/virtualNetworks/one-too-many" V,
+            "{\"location\":\"local\",\"properties\":{\"addressSpace\":{\"addressPrefixes\":[\"10.99.0.0/24\"]}}}", 201,
+            NULL);
+    EXPECT ("DELETE", NET "/virtualNetworks/one-too-many" V, NULL, 200, NULL);
+  }
   EXPECT ("DELETE", "/subscriptions/sub1/resourcegroups/net?api-version=2021-04-01", NULL, 200, NULL);
 
   EVP_PKEY_free (key);
