@@ -1,14 +1,17 @@
 /* server.c - skiff's authoritative DNS server: one thread polls the UDP and TCP listeners, the TCP
- * connections, the forwarding socket and an eventfd that wakes it for listen/unlisten/stop.
+ * connections, the forwarding sockets and an eventfd that wakes it for listen/unlisten/stop.
  * Answers come from an immutable record set (answer.c) that dns_server_set swaps under a mutex.
  * TCP connections are capped, non-blocking both ways (an answer that does not fit the socket
  * waits for POLLOUT, and the connection reads nothing more meanwhile) and closed when idle.
  *
  * Forwarding: a query that is not skiff's to answer, from a client network, goes to the first
- * upstream over one UDP socket with a fresh random id; the answer is matched by upstream address,
- * id and question, gets the client's id back and goes to the client (a TCP connection waits for
- * it before it reads its next query). No answer in FORWARD_TIMEOUT_MS: the next upstream, then
- * SERVFAIL. */
+ * upstream with a fresh random id, over the transport it came in on: a UDP query over one shared
+ * UDP socket, the answer matched by upstream address, id and question; a TCP query (typically a
+ * retry after a truncated UDP answer) over a non-blocking TCP connection of its own, whose one
+ * length-prefixed answer must carry the id and question. The answer gets the client's id back and
+ * goes to the client (a TCP connection waits for it before it reads its next query). No answer in
+ * FORWARD_TIMEOUT_MS, or (UDP) an ICMP unreachable, or (TCP) a refused, reset or early closed
+ * connection or a wrong answer: the next upstream, then SERVFAIL. */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
@@ -28,7 +31,7 @@
 #include "common/util.h"
 #include "dns/dns_internal.h"
 
-#define MAX_TCP 64
+#define MAX_TCP 64 /* client connections; as many TCP forwards at most (one per waiting connection) */
 #define TCP_IDLE_MS 10000
 #define TCP_BACKLOG 64
 #define UDP_LIMIT 512
@@ -47,6 +50,7 @@ typedef struct
 {
   int fd;
   uint32_t peer;
+  int peer_port;
   uint64_t serial; /* tells a new connection in the same slot from the one a forward is for */
   int waiting;     /* a forwarded query's answer is due: read nothing more */
   int64_t last_ms;
@@ -72,6 +76,15 @@ typedef struct
   struct sockaddr_in from;
   uint8_t *query; /* the client's query, its own id */
   size_t qlen;
+  /* TCP client: the query goes upstream over a connection of its own */
+  int fd;              /* -1 when none */
+  uint32_t local_addr; /* its local end (tells skiff's own queries coming back) */
+  int local_port;
+  size_t sent;     /* bytes of the length-prefixed query written */
+  uint8_t head[2]; /* the answer's length */
+  uint8_t *ans;    /* the answer, once its length is known */
+  size_t got;      /* bytes read: the length, then the answer */
+  size_t alen;
 } pending_t;
 
 typedef struct
@@ -100,7 +113,7 @@ struct dns_server
   dns_upstream_t upstreams[DNS_MAX_UPSTREAMS];
   size_t n_upstreams;
   netlist_t fwd_clients, fwd_except;
-  int fwd;      /* the forwarding socket */
+  int fwd;      /* the UDP forwarding socket */
   int fwd_port; /* its local port, once it sent */
   /* the thread's own */
   conn_t *conns[MAX_TCP];
@@ -169,7 +182,8 @@ answer (dns_server_t *s, const uint8_t *q, size_t qlen, uint32_t src, size_t udp
 }
 
 static int forward_start (dns_server_t *s, const uint8_t *q, size_t qlen, const pending_t *client);
-static int forward_wanted (dns_server_t *s, uint32_t src, int src_port);
+static int forward_wanted (dns_server_t *s, uint32_t src, int src_port, int tcp);
+static void forward_cancel (dns_server_t *s, int conn, uint64_t serial);
 
 /* Reads what arrived on the UDP listener l (fd, address, port) and answers or forwards it. */
 static void
@@ -188,7 +202,7 @@ serve_udp (dns_server_t *s, int fd, uint32_t l_addr, int l_port)
       size_t olen = 0;
       uint32_t src = ntohl (from.sin_addr.s_addr);
       int rc = answer (s, s->udp_buf, (size_t)n, src, UDP_LIMIT, &out, &olen);
-      if (rc == 1 && forward_wanted (s, src, ntohs (from.sin_port)))
+      if (rc == 1 && forward_wanted (s, src, ntohs (from.sin_port), 0))
         {
           pending_t client = { .l_addr = l_addr, .l_port = l_port, .from = from };
           if (forward_start (s, s->udp_buf, (size_t)n, &client) == 0)
@@ -203,9 +217,12 @@ serve_udp (dns_server_t *s, int fd, uint32_t l_addr, int l_port)
     }
 }
 
+/* Closes connection i, and drops the forward it waits for. */
 static void
 conn_close (dns_server_t *s, int i)
 {
+  if (s->conns[i]->waiting)
+    forward_cancel (s, i, s->conns[i]->serial);
   close (s->conns[i]->fd);
   free (s->conns[i]->out);
   free (s->conns[i]);
@@ -228,6 +245,7 @@ accept_tcp (dns_server_t *s, int fd)
           return;
         k->fd = steal_fd (&c);
         k->peer = ntohl (from.sin_addr.s_addr);
+        k->peer_port = ntohs (from.sin_port);
         k->serial = ++s->next_serial;
         k->waiting = 0;
         k->last_ms = now_ms ();
@@ -297,7 +315,7 @@ process_tcp (dns_server_t *s, int i)
       uint8_t *ans = NULL;
       size_t alen = 0;
       int arc = answer (s, m + 2, len, k->peer, 0, &ans, &alen);
-      if (arc == 1 && forward_wanted (s, k->peer, 0))
+      if (arc == 1 && forward_wanted (s, k->peer, k->peer_port, 1))
         {
           pending_t client = { .tcp = 1, .conn = i, .serial = k->serial };
           if (forward_start (s, m + 2, len, &client) == 0)
@@ -368,14 +386,30 @@ net_contains (const netlist_t *l, uint32_t a)
   return 0;
 }
 
-/* 1 when a query from src:src_port that skiff does not answer goes upstream. Never for the
- * forwarding socket's own queries (an upstream that points back at skiff). */
+/* 1 when src:src_port is the local end of one of the upstream TCP connections. */
 static int
-forward_wanted (dns_server_t *s, uint32_t src, int src_port)
+own_upstream_connection (dns_server_t *s, uint32_t src, int src_port)
 {
+  for (size_t k = 0; k < MAX_PENDING && s->n_pending > 0; k++)
+    {
+      const pending_t *p = &s->pending[k];
+      if (p->used && p->fd >= 0 && p->local_port == src_port && p->local_addr == src)
+        return 1;
+    }
+  return 0;
+}
+
+/* 1 when a query from src:src_port (over TCP when tcp) that skiff does not answer goes upstream.
+ * Never for skiff's own forwarded queries (an upstream that points back at skiff): from the UDP
+ * forwarding socket's port at a local address, or from one of the upstream TCP connections. */
+static int
+forward_wanted (dns_server_t *s, uint32_t src, int src_port, int tcp)
+{
+  if (tcp && own_upstream_connection (s, src, src_port))
+    return 0;
   pthread_mutex_lock (&s->lock);
   int yes = s->n_upstreams > 0 && net_contains (&s->fwd_clients, src) && !net_contains (&s->fwd_except, src);
-  if (yes && src_port != 0 && src_port == s->fwd_port)
+  if (yes && !tcp && src_port != 0 && src_port == s->fwd_port)
     {
       if ((src >> 24) == 127)
         yes = 0;
@@ -397,12 +431,71 @@ is_local_address (uint32_t addr)
   return fd >= 0 && bind (fd, (struct sockaddr *)&sa, sizeof sa) == 0;
 }
 
+/* Closes p's upstream TCP connection, if any, and drops what it read of the answer. */
+static void
+upstream_close (pending_t *p)
+{
+  if (p->fd >= 0)
+    close (p->fd);
+  free (p->ans);
+  p->fd = -1;
+  p->ans = NULL;
+  p->sent = p->got = p->alen = 0;
+}
+
+/* Sends p's query (the upstream id in it) to `to` over the UDP forwarding socket; -1 when it
+ * could not. */
+static int
+upstream_udp (dns_server_t *s, pending_t *p, const struct sockaddr_in *to)
+{
+  uint8_t hdr[2] = { (uint8_t)(p->id >> 8), (uint8_t)p->id };
+  struct iovec iov[2] = { { hdr, 2 }, { p->query + 2, p->qlen - 2 } };
+  struct msghdr mh = { .msg_name = (void *)to, .msg_namelen = sizeof *to, .msg_iov = iov, .msg_iovlen = 2 };
+  if (sendmsg (s->fwd, &mh, MSG_NOSIGNAL | MSG_DONTWAIT) < 0)
+    {
+      log_debug ("dns: forward: %s", strerror (errno));
+      return -1;
+    }
+  if (s->fwd_port == 0)
+    {
+      int port = bound_port (s->fwd);
+      pthread_mutex_lock (&s->lock);
+      s->fwd_port = port > 0 ? port : 0;
+      pthread_mutex_unlock (&s->lock);
+    }
+  return 0;
+}
+
+/* Starts p's non-blocking TCP connection to `to` (serve_upstream writes the query once it is
+ * writable); -1 when it failed at once. */
+static int
+upstream_connect (pending_t *p, const struct sockaddr_in *to)
+{
+  cleanup_close int fd = socket (AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+  if (fd < 0 || (connect (fd, (const struct sockaddr *)to, sizeof *to) < 0 && errno != EINPROGRESS))
+    {
+      log_debug ("dns: forward over TCP: %s", strerror (errno));
+      return -1;
+    }
+  struct sockaddr_in local;
+  socklen_t len = sizeof local;
+  if (getsockname (fd, (struct sockaddr *)&local, &len) == 0 && len == sizeof local)
+    {
+      p->local_addr = ntohl (local.sin_addr.s_addr);
+      p->local_port = ntohs (local.sin_port);
+    }
+  p->fd = steal_fd (&fd);
+  return 0;
+}
+
 /* Sends pending p to upstream number p->tries (of the current list), skipping the server's own
- * listeners (a wildcard one: any local address at its port); -1 when no upstream is left. */
+ * listeners (a wildcard one: any local address at its port): a UDP client's query over the UDP
+ * forwarding socket, a TCP client's over a new TCP connection (p's previous one closed first);
+ * -1 when no upstream is left. */
 static int
 forward_send (dns_server_t *s, pending_t *p)
 {
-  uint8_t hdr[2] = { (uint8_t)(p->id >> 8), (uint8_t)p->id };
+  upstream_close (p);
   for (;;)
     {
       pthread_mutex_lock (&s->lock);
@@ -423,20 +516,8 @@ forward_send (dns_server_t *s, pending_t *p)
         continue; /* ourselves: the query would come back */
       struct sockaddr_in to = { .sin_family = AF_INET, .sin_port = htons ((uint16_t)up.port) };
       to.sin_addr.s_addr = htonl (up.addr);
-      struct iovec iov[2] = { { hdr, 2 }, { p->query + 2, p->qlen - 2 } };
-      struct msghdr mh = { .msg_name = &to, .msg_namelen = sizeof to, .msg_iov = iov, .msg_iovlen = 2 };
-      if (sendmsg (s->fwd, &mh, MSG_NOSIGNAL | MSG_DONTWAIT) < 0)
-        {
-          log_debug ("dns: forward: %s", strerror (errno));
-          continue;
-        }
-      if (s->fwd_port == 0)
-        {
-          int port = bound_port (s->fwd);
-          pthread_mutex_lock (&s->lock);
-          s->fwd_port = port > 0 ? port : 0;
-          pthread_mutex_unlock (&s->lock);
-        }
+      if ((p->tcp ? upstream_connect (p, &to) : upstream_udp (s, p, &to)) < 0)
+        continue;
       p->to = up;
       p->deadline = now_ms () + FORWARD_TIMEOUT_MS;
       return 0;
@@ -446,6 +527,7 @@ forward_send (dns_server_t *s, pending_t *p)
 static void
 pending_free (dns_server_t *s, pending_t *p)
 {
+  upstream_close (p);
   free (p->query);
   memset (p, 0, sizeof *p);
   s->n_pending--;
@@ -480,6 +562,8 @@ forward_start (dns_server_t *s, const uint8_t *q, size_t qlen, const pending_t *
     }
   memcpy (copy, q, qlen);
   *p = *client;
+  p->fd = -1;
+  p->ans = NULL;
   p->used = 1;
   p->id = id;
   p->tries = 0;
@@ -533,6 +617,23 @@ forward_fail (dns_server_t *s, pending_t *p)
   pending_free (s, p);
 }
 
+/* Drops the forward that connection conn (serial) waits for: it is closing, nobody is left to
+ * answer. Keeps each TCP forward, and its upstream connection, tied to a live client connection:
+ * at most MAX_TCP of them. */
+static void
+forward_cancel (dns_server_t *s, int conn, uint64_t serial)
+{
+  for (size_t k = 0; k < MAX_PENDING; k++)
+    {
+      pending_t *p = &s->pending[k];
+      if (p->used && p->tcp && p->conn == conn && p->serial == serial)
+        {
+          pending_free (s, p);
+          return;
+        }
+    }
+}
+
 /* Reads the ICMP errors for queries sent upstream (port or host unreachable: nobody serves DNS
  * there) and moves each such query on to the next upstream at once, or fails it, instead of
  * waiting for its timeout. The error carries the query's destination and its first bytes (the
@@ -571,7 +672,7 @@ forward_errors (dns_server_t *s)
       for (size_t k = 0; k < MAX_PENDING; k++)
         {
           pending_t *p = &s->pending[k];
-          if (!p->used || p->id != id || p->to.addr != ntohl (dest.sin_addr.s_addr)
+          if (!p->used || p->tcp || p->id != id || p->to.addr != ntohl (dest.sin_addr.s_addr)
               || p->to.port != ntohs (dest.sin_port))
             continue;
           log_debug ("dns: upstream %s:%d unreachable", inet_ntoa (dest.sin_addr), p->to.port);
@@ -582,7 +683,8 @@ forward_errors (dns_server_t *s)
     }
 }
 
-/* Reads the upstreams' answers and passes each on to the client that asked. */
+/* Reads the upstreams' answers on the UDP forwarding socket and passes each on to the (UDP)
+ * client that asked. */
 static void
 serve_forward (dns_server_t *s)
 {
@@ -603,7 +705,7 @@ serve_forward (dns_server_t *s)
       for (size_t k = 0; k < MAX_PENDING; k++)
         {
           pending_t *p = &s->pending[k];
-          if (!p->used || p->id != id || p->to.addr != src || p->to.port != ntohs (from.sin_port))
+          if (!p->used || p->tcp || p->id != id || p->to.addr != src || p->to.port != ntohs (from.sin_port))
             continue;
           /* the answer carries the client's id from here on */
           s->udp_buf[0] = p->query[0];
@@ -616,6 +718,90 @@ serve_forward (dns_server_t *s)
           break;
         }
     }
+}
+
+/* Writes what p's upstream TCP connection takes of the length-prefixed query, with the upstream
+ * id; -1 when the connection failed (refused, reset). */
+static int
+upstream_write (pending_t *p)
+{
+  uint8_t head[4] = { (uint8_t)(p->qlen >> 8), (uint8_t)p->qlen, (uint8_t)(p->id >> 8), (uint8_t)p->id };
+  while (p->sent < 2 + p->qlen)
+    {
+      size_t body = p->sent > sizeof head ? p->sent - sizeof head : 0; /* bytes of query + 2 sent */
+      struct iovec iov[2];
+      int n_iov = 0;
+      if (p->sent < sizeof head)
+        iov[n_iov++] = (struct iovec){ head + p->sent, sizeof head - p->sent };
+      iov[n_iov++] = (struct iovec){ p->query + 2 + body, p->qlen - 2 - body };
+      struct msghdr mh = { .msg_iov = iov, .msg_iovlen = (size_t)n_iov };
+      ssize_t n = sendmsg (p->fd, &mh, MSG_NOSIGNAL | MSG_DONTWAIT);
+      if (n < 0 && (errno == EAGAIN || errno == EINTR))
+        return 0;
+      if (n <= 0)
+        return -1;
+      p->sent += (size_t)n;
+    }
+  return 0;
+}
+
+/* Reads what arrived of the length-prefixed answer on p's upstream TCP connection (one message,
+ * at most DNS_MAX_MSG bytes by its 16-bit length); 1 once it is complete, 0 while more is due, -1
+ * when the connection failed or closed first or the length is shorter than a DNS header. */
+static int
+upstream_read (pending_t *p)
+{
+  for (;;)
+    {
+      uint8_t *to = p->got < 2 ? p->head + p->got : p->ans + (p->got - 2);
+      size_t want = p->got < 2 ? 2 - p->got : p->alen - (p->got - 2);
+      if (want == 0)
+        return 1;
+      ssize_t n = recv (p->fd, to, want, MSG_DONTWAIT);
+      if (n < 0 && (errno == EAGAIN || errno == EINTR))
+        return 0;
+      if (n <= 0)
+        return -1;
+      p->got += (size_t)n;
+      if (p->got == 2)
+        {
+          p->alen = ((size_t)p->head[0] << 8) | p->head[1];
+          if (p->alen < 12 || (p->ans = malloc (p->alen)) == NULL)
+            return -1;
+        }
+    }
+}
+
+/* Moves p's upstream TCP connection on: writes the query, then reads the answer and, when it is
+ * the answer (the upstream id, the question), passes it on to the client with the client's id.
+ * A connection that failed or closed before a whole answer, or whose answer is garbage or not the
+ * answer (the connection is p's alone: nobody else could have put it there), moves p on to the
+ * next upstream at once, or fails it. */
+static void
+serve_upstream (dns_server_t *s, pending_t *p)
+{
+  int rc = upstream_write (p);
+  if (rc == 0 && p->sent == 2 + p->qlen)
+    rc = upstream_read (p);
+  if (rc == 0)
+    return;
+  if (rc == 1 && ((p->ans[0] << 8) | p->ans[1]) == p->id)
+    {
+      /* the answer carries the client's id from here on */
+      p->ans[0] = p->query[0];
+      p->ans[1] = p->query[1];
+      if (dns_same_question (p->query, p->qlen, p->ans, p->alen))
+        {
+          forward_deliver (s, p, p->ans, p->alen);
+          pending_free (s, p);
+          return;
+        }
+    }
+  struct in_addr a = { htonl (p->to.addr) };
+  log_debug ("dns: TCP upstream %s:%d: %s", inet_ntoa (a), p->to.port,
+             rc == 1 ? "not the answer" : "no answer (refused, reset, closed early or garbage)");
+  if (forward_send (s, p) < 0)
+    forward_fail (s, p);
 }
 
 /* Moves the forwards past their deadline on to the next upstream, or fails them; returns the
@@ -656,20 +842,25 @@ drain_closing (dns_server_t *s)
 
 enum
 {
+  KIND_UPSTREAM = -5,
   KIND_FORWARD = -4,
   KIND_WAKE = -3,
   KIND_UDP = -2,
   KIND_LISTEN = -1, /* >= 0: a connection */
 };
 
+/* The poll set: the eventfd, the UDP forwarding socket, the listeners, the connections and the
+ * upstream TCP connections (one at most per connection: forward_cancel). */
+#define MAX_FDS (2 + 2 * DNS_MAX_LISTENERS + 2 * MAX_TCP)
+
 static void *
 server_main (void *arg)
 {
   dns_server_t *s = arg;
-  struct pollfd fds[2 + 2 * DNS_MAX_LISTENERS + MAX_TCP];
-  int kinds[2 + 2 * DNS_MAX_LISTENERS + MAX_TCP];
+  struct pollfd fds[MAX_FDS];
+  int kinds[MAX_FDS];
   listener_t seen[DNS_MAX_LISTENERS]; /* which listener each UDP fd is */
-  size_t slot[2 + 2 * DNS_MAX_LISTENERS + MAX_TCP];
+  size_t slot[MAX_FDS];               /* the listener (UDP) or pending (upstream) of an entry */
   for (;;)
     {
       size_t n = 0;
@@ -714,6 +905,16 @@ server_main (void *arg)
             fds[n] = (struct pollfd){ s->conns[i]->fd, ev, 0 };
             kinds[n++] = i;
           }
+      for (size_t k = 0; k < MAX_PENDING && s->n_pending > 0 && n < MAX_FDS; k++)
+        {
+          const pending_t *p = &s->pending[k];
+          if (!p->used || p->fd < 0)
+            continue;
+          /* writable: connected (or failed), ready for the query; then readable: the answer */
+          fds[n] = (struct pollfd){ p->fd, p->sent < 2 + p->qlen ? POLLOUT : POLLIN, 0 };
+          slot[n] = k;
+          kinds[n++] = KIND_UPSTREAM;
+        }
       int r = poll (fds, n, timeout);
       if (r <= 0)
         continue;
@@ -733,6 +934,13 @@ server_main (void *arg)
             serve_udp (s, fds[i].fd, seen[slot[i]].addr, seen[slot[i]].port);
           else if (kinds[i] == KIND_LISTEN)
             accept_tcp (s, fds[i].fd);
+          else if (kinds[i] == KIND_UPSTREAM)
+            {
+              /* still the same connection: this iteration may have ended the forward already */
+              pending_t *p = &s->pending[slot[i]];
+              if (p->used && p->fd == fds[i].fd)
+                serve_upstream (s, p);
+            }
           else if (s->conns[kinds[i]])
             serve_tcp (s, kinds[i], fds[i].revents);
         }

@@ -3,11 +3,16 @@
  * servers on 127.0.0.1 (F forwards to U) over UDP and TCP: forwarded answers with the client's
  * id, local answers still authoritative, pipelining, forwarding off, the client and except
  * networks, an upstream that is F itself, an unreachable and a silent upstream (SERVFAIL, then the
- * next upstream) and spoofed answers from an upstream this test plays. Traffic stays on 127.0.0.1. */
+ * next upstream) and spoofed answers from an upstream this test plays. TCP clients are forwarded
+ * over TCP: a truncated UDP answer against the full TCP one, refused, silent and lying TCP
+ * upstreams, a client that resets while it waits, and no fd left open once the servers stopped.
+ * Traffic stays on 127.0.0.1. */
 #include <arpa/inet.h>
+#include <dirent.h>
 #include <errno.h>
 #include <ldns/ldns.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <stdlib.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -97,23 +102,172 @@ bind_udp (int *port, int timeout_s)
   return fd;
 }
 
+/* A TCP socket listening on 127.0.0.1 at *port (0: a free one, then *port); accept and reads
+ * time out after timeout_s. */
+static int
+listen_tcp (int *port, int timeout_s)
+{
+  int fd = socket (AF_INET, SOCK_STREAM, 0), one = 1;
+  struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = htons ((uint16_t)*port) };
+  sa.sin_addr.s_addr = htonl (LO);
+  socklen_t sl = sizeof sa;
+  struct timeval tv = { timeout_s, 0 };
+  if (fd >= 0
+      && (setsockopt (fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv) < 0
+          || setsockopt (fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) < 0
+          || bind (fd, (struct sockaddr *)&sa, sizeof sa) < 0 || listen (fd, 16) < 0
+          || getsockname (fd, (struct sockaddr *)&sa, &sl) < 0))
+    {
+      close (fd);
+      return -1;
+    }
+  *port = ntohs (sa.sin_port);
+  return fd;
+}
+
+/* A UDP socket (returned) and a TCP listener (*tcp) on 127.0.0.1 at one free port (*port): an
+ * upstream this test plays on both transports; -1 when no port was free for both. */
+static int
+bind_both (int *port, int *tcp, int timeout_s)
+{
+  for (int attempt = 0; attempt < 16; attempt++)
+    {
+      int p = 0, udp = bind_udp (&p, timeout_s);
+      if (udp < 0)
+        return -1;
+      if ((*tcp = listen_tcp (&p, timeout_s)) >= 0)
+        {
+          *port = p;
+          return udp;
+        }
+      close (udp); /* its TCP side is taken (another test's connection): another port */
+    }
+  return -1;
+}
+
+/* Writes all of b; MSG_NOSIGNAL: a peer that closed is a failed check, not a SIGPIPE. */
+static int
+send_all (int fd, const uint8_t *b, size_t len)
+{
+  return b && send (fd, b, len, MSG_NOSIGNAL) == (ssize_t)len ? 0 : -1;
+}
+
 static int
 tcp_send (int fd, const uint8_t *q, size_t len)
 {
   uint8_t hdr[2] = { (uint8_t)(len >> 8), (uint8_t)len };
-  return q && write (fd, hdr, 2) == 2 && write (fd, q, len) == (ssize_t)len ? 0 : -1;
+  return q && send_all (fd, hdr, 2) == 0 && send_all (fd, q, len) == 0 ? 0 : -1;
+}
+
+/* One length-prefixed message into buf (at most cap bytes); its length, or -1. */
+static ssize_t
+tcp_recv_raw (int fd, uint8_t *buf, size_t cap)
+{
+  uint8_t hdr[2];
+  if (recv (fd, hdr, 2, MSG_WAITALL) != 2)
+    return -1;
+  size_t n = ((size_t)hdr[0] << 8) | hdr[1];
+  if (n > cap || recv (fd, buf, n, MSG_WAITALL) != (ssize_t)n)
+    return -1;
+  return (ssize_t)n;
 }
 
 static ldns_pkt *
 tcp_recv (int fd)
 {
-  uint8_t hdr[2], body[4096];
-  if (recv (fd, hdr, 2, MSG_WAITALL) != 2)
+  uint8_t body[4096];
+  ssize_t n = tcp_recv_raw (fd, body, sizeof body);
+  return parse (body, n);
+}
+
+/* An answer to "name A" with id: n A records (10.0.i/256.i%256), the TC bit when tc. */
+static uint8_t *
+long_answer (const char *name, uint16_t id, int n, int tc, size_t *len)
+{
+  ldns_pkt *p = NULL;
+  uint8_t *w = NULL;
+  if (ldns_pkt_query_new_frm_str (&p, name, LDNS_RR_TYPE_A, LDNS_RR_CLASS_IN, LDNS_RD) != LDNS_STATUS_OK)
     return NULL;
-  size_t n = ((size_t)hdr[0] << 8) | hdr[1];
-  if (n > sizeof body || recv (fd, body, n, MSG_WAITALL) != (ssize_t)n)
-    return NULL;
-  return parse (body, (ssize_t)n);
+  ldns_pkt_set_id (p, id);
+  ldns_pkt_set_qr (p, 1);
+  ldns_pkt_set_tc (p, tc != 0);
+  for (int i = 0; i < n; i++)
+    {
+      char text[300];
+      ldns_rr *rr = NULL;
+      snprintf (text, sizeof text, "%s. 60 IN A 10.0.%d.%d", name, i / 256, i % 256);
+      if (ldns_rr_new_frm_str (&rr, text, 0, NULL, NULL) == LDNS_STATUS_OK
+          && !ldns_pkt_push_rr (p, LDNS_SECTION_ANSWER, rr))
+        ldns_rr_free (rr);
+    }
+  if (ldns_pkt2wire (&w, p, len) != LDNS_STATUS_OK)
+    w = NULL;
+  ldns_pkt_free (p);
+  return w;
+}
+
+/* Accepts F's connection to the TCP upstream l (this test plays it) and reads the query F sent
+ * into q (*qlen bytes, -1 when none); the connection (reads time out after 10 s), or -1. */
+static int
+accept_query (int l, uint8_t *q, size_t cap, ssize_t *qlen)
+{
+  struct timeval tv = { 10, 0 };
+  int c = accept (l, NULL, NULL);
+  *qlen = -1;
+  if (c >= 0 && setsockopt (c, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv) == 0)
+    *qlen = tcp_recv_raw (c, q, cap);
+  return c;
+}
+
+/* The upstream id of a query F sent (0 when there is none). */
+static uint16_t
+id_of (const uint8_t *q, ssize_t qlen)
+{
+  return qlen >= 12 ? (uint16_t)((q[0] << 8) | q[1]) : 0;
+}
+
+/* 1 when the peer of c closed the connection (end of file or reset) before the read timeout. */
+static int
+closed_by_peer (int c)
+{
+  uint8_t b[512];
+  ssize_t n;
+  while ((n = recv (c, b, sizeof b, 0)) > 0)
+    ;
+  return n == 0 || (n < 0 && errno == ECONNRESET);
+}
+
+/* 1 when nothing waits to be read on the UDP socket fd. */
+static int
+nothing_came (int fd)
+{
+  uint8_t b[512];
+  return recv (fd, b, sizeof b, MSG_DONTWAIT) < 0 && (errno == EAGAIN || errno == EWOULDBLOCK);
+}
+
+/* Which of the sockets a and b becomes readable first (0 or 1; -1 for both at once or none in
+ * 10 s): tells which answer came first, without measuring time. */
+static int
+first_readable (int a, int b)
+{
+  struct pollfd pf[2] = { { a, POLLIN, 0 }, { b, POLLIN, 0 } };
+  if (poll (pf, 2, 10000) <= 0 || ((pf[0].revents != 0) == (pf[1].revents != 0)))
+    return -1;
+  return pf[0].revents ? 0 : 1;
+}
+
+/* Open file descriptors of this process (-1 when unknown). */
+static int
+count_fds (void)
+{
+  DIR *d = opendir ("/proc/self/fd");
+  int n = 0;
+  if (d == NULL)
+    return -1;
+  for (struct dirent *e; (e = readdir (d)) != NULL;)
+    n += e->d_name[0] != '.';
+  closedir (d);
+  return n - 1; /* less d's own */
 }
 
 /* One query to F at port over UDP (sent once: a retry would be a second forward) or TCP. */
@@ -410,9 +564,221 @@ spoofing (dns_server_t *f, int fport)
   close (client);
 }
 
+/* Sends the framed bytes b (len) to c in three writes (2 ms apart): F reads a length and an
+ * answer in pieces. */
+static int
+send_pieces (int c, const uint8_t *b, size_t len)
+{
+  size_t cut[4] = { 0, 1, len > 3 ? 3 : len, len };
+  for (int i = 0; i < 3; i++)
+    {
+      if (cut[i + 1] > cut[i] && send_all (c, b + cut[i], cut[i + 1] - cut[i]) < 0)
+        return -1;
+      usleep (2000);
+    }
+  return 0;
+}
+
+/* Frames the message m (mlen bytes) with its length into out (cap bytes); the framed length. */
+static size_t
+framed (const uint8_t *m, size_t mlen, uint8_t *out, size_t cap)
+{
+  if (m == NULL || mlen + 2 > cap)
+    return 0;
+  out[0] = (uint8_t)(mlen >> 8);
+  out[1] = (uint8_t)mlen;
+  memcpy (out + 2, m, mlen);
+  return mlen + 2;
+}
+
+/* A TCP client's query goes upstream over TCP, to upstreams this test plays (UDP, TCP or both at
+ * one port), and U. What F does with a TCP upstream: the answer (read in pieces, past 512 bytes)
+ * goes to the client with its id and F closes the connection; a refused connection, an early end
+ * of file, garbage (a length under a header's, a body that is no DNS) or an answer that is not
+ * the answer (id, name, type, QR) are not delivered: F drops the connection and asks the next
+ * upstream at once, or answers SERVFAIL when none is left. A client that resets while it waits:
+ * the forward and its upstream connection are dropped at once. */
+static void
+tcp_upstreams (dns_server_t *f, int fport, int uport)
+{
+  uint8_t buf[8192], out[8192];
+  size_t len = 0;
+  ssize_t n = 0;
+  struct sockaddr_in from;
+  socklen_t fl = sizeof from;
+
+  /* an upstream whose UDP answer is truncated: the UDP client gets that one; the TCP client gets
+     the whole answer (100 A records), which never went over UDP, and its connection goes on */
+  int port = 0, l = -1, udp = bind_both (&port, &l, 10);
+  dns_upstream_t big[] = { { LO, port } };
+  CHECK (udp >= 0 && l >= 0 && set_up (f, big, 1) == 0);
+  int client = connect_to (fport, 0, 10);
+  uint8_t *q = query_wire ("big.up.test", LDNS_RR_TYPE_A, 0x600, &len);
+  CHECK (client >= 0 && q && send (client, q, len, 0) == (ssize_t)len);
+  n = recvfrom (udp, buf, sizeof buf, 0, (struct sockaddr *)&from, &fl);
+  size_t al = 0;
+  uint8_t *ans = long_answer ("big.up.test", id_of (buf, n), 0, 1, &al);
+  CHECK (n == (ssize_t)len && ans && sendto (udp, ans, al, 0, (struct sockaddr *)&from, fl) == (ssize_t)al);
+  ldns_pkt *p = parse (buf, recv (client, buf, sizeof buf, 0));
+  CHECK (is_answer (p, 0x600, LDNS_RCODE_NOERROR, NULL) && ldns_pkt_tc (p) && ldns_pkt_ancount (p) == 0);
+  ldns_pkt_free (p);
+  close (client);
+  free (q);
+  free (ans);
+  client = connect_to (fport, 1, 10);
+  q = query_wire ("big.up.test", LDNS_RR_TYPE_A, 0x601, &len);
+  CHECK (client >= 0 && tcp_send (client, q, len) == 0);
+  int c = accept_query (l, buf, sizeof buf, &n);
+  CHECK (c >= 0 && q && n == (ssize_t)len && memcmp (buf + 2, q + 2, len - 2) == 0);
+  ans = long_answer ("big.up.test", id_of (buf, n), 100, 0, &al);
+  CHECK (ans && al > 512 && send_pieces (c, out, framed (ans, al, out, sizeof out)) == 0);
+  n = tcp_recv_raw (client, buf, sizeof buf);
+  CHECK (ans && n == (ssize_t)al && buf[0] == 0x06 && buf[1] == 0x01 && memcmp (buf + 2, ans + 2, al - 2) == 0);
+  p = parse (buf, n);
+  CHECK (is_answer (p, 0x601, LDNS_RCODE_NOERROR, NULL) && !ldns_pkt_tc (p) && ldns_pkt_ancount (p) == 100);
+  ldns_pkt_free (p);
+  CHECK (closed_by_peer (c));
+  CHECK (nothing_came (udp));
+  free (q);
+  q = query_wire ("b.front.test", LDNS_RR_TYPE_A, 0x602, &len);
+  CHECK (tcp_send (client, q, len) == 0);
+  p = tcp_recv (client);
+  CHECK (is_answer (p, 0x602, LDNS_RCODE_NOERROR, "10.9.9.9"));
+  ldns_pkt_free (p);
+  free (q);
+  free (ans);
+  close (c);
+  close (client);
+  close (l);
+  close (udp);
+
+  /* a TCP port that refuses, its UDP side silent, then U: a UDP client that asked first waits
+     for the silent one's timeout; the TCP client, asked later, gets U's answer first (it moved
+     on at once); nothing of it went over UDP. Alone: SERVFAIL. */
+  int sport = 0, silent = bind_udp (&sport, 10);
+  dns_upstream_t refused_u[] = { { LO, sport }, { LO, uport } }, refused[] = { { LO, sport } };
+  CHECK (silent >= 0 && set_up (f, refused_u, 2) == 0);
+  int uc = connect_to (fport, 0, 10);
+  client = connect_to (fport, 1, 10);
+  q = query_wire ("a.up.test", LDNS_RR_TYPE_A, 0x610, &len);
+  CHECK (uc >= 0 && q && send (uc, q, len, 0) == (ssize_t)len);
+  CHECK (recv (silent, buf, sizeof buf, 0) == (ssize_t)len); /* the UDP query is out */
+  free (q);
+  q = query_wire ("a.up.test", LDNS_RR_TYPE_A, 0x611, &len);
+  CHECK (client >= 0 && tcp_send (client, q, len) == 0);
+  CHECK (first_readable (uc, client) == 1);
+  p = tcp_recv (client);
+  CHECK (is_answer (p, 0x611, LDNS_RCODE_NOERROR, "10.1.2.3"));
+  ldns_pkt_free (p);
+  p = parse (buf, recv (uc, buf, sizeof buf, 0));
+  CHECK (is_answer (p, 0x610, LDNS_RCODE_NOERROR, "10.1.2.3"));
+  ldns_pkt_free (p);
+  CHECK (nothing_came (silent));
+  free (q);
+  close (client);
+  CHECK (set_up (f, refused, 1) == 0);
+  CHECK (ask_is (fport, 1, "a.up.test", 0x612, LDNS_RCODE_SERVFAIL, NULL, -1));
+
+  /* a lying TCP upstream (the answer is not delivered; U answers; alone: SERVFAIL) */
+  int lport = 0, liar = listen_tcp (&lport, 10);
+  dns_upstream_t liar_u[] = { { LO, lport }, { LO, uport } }, liar_only[] = { { LO, lport } };
+  CHECK (liar >= 0);
+  for (int i = 0; i < 8; i++)
+    {
+      CHECK (i < 7 ? set_up (f, liar_u, 2) == 0 : set_up (f, liar_only, 1) == 0);
+      client = connect_to (fport, 1, 10);
+      q = query_wire ("a.up.test", LDNS_RR_TYPE_A, (uint16_t)(0x620 + i), &len);
+      CHECK (client >= 0 && tcp_send (client, q, len) == 0);
+      c = accept_query (liar, buf, sizeof buf, &n);
+      uint16_t id = id_of (buf, n);
+      CHECK (c >= 0 && n == (ssize_t)len);
+      size_t wl = 0, ol = 0;
+      uint8_t *w = NULL;
+      switch (i)
+        {
+        case 0: /* another id */
+        case 7:
+          w = msg_wire ("a.up.test", LDNS_RR_TYPE_A, LDNS_RR_CLASS_IN, id ^ 1, 1, "10.6.6.6", &wl);
+          break;
+        case 1: /* another name */
+          w = msg_wire ("b.up.test", LDNS_RR_TYPE_A, LDNS_RR_CLASS_IN, id, 1, "10.6.6.6", &wl);
+          break;
+        case 2: /* another type */
+          w = msg_wire ("a.up.test", LDNS_RR_TYPE_AAAA, LDNS_RR_CLASS_IN, id, 1, NULL, &wl);
+          break;
+        case 3: /* the query itself (QR=0) */
+          w = msg_wire ("a.up.test", LDNS_RR_TYPE_A, LDNS_RR_CLASS_IN, id, 0, "10.6.6.6", &wl);
+          break;
+        default:
+          break;
+        }
+      if (w)
+        ol = framed (w, wl, out, sizeof out);
+      else
+        {
+          /* 4: a body that is no DNS; 5: a length under a header's; 6: 20 of 200 bytes, then the
+             end of file */
+          size_t body = i == 4 ? 30 : i == 5 ? 5 : 200;
+          uint8_t g[200] = { (uint8_t)(id >> 8), (uint8_t)id, 0x81, 0x80, 0, 1, 0, 1 };
+          memset (g + 8, 0xee, sizeof g - 8);
+          ol = framed (g, body, out, sizeof out);
+          if (i == 6)
+            ol = 22;
+        }
+      CHECK (ol > 0 && send_all (c, out, ol) == 0);
+      if (i == 6)
+        shutdown (c, SHUT_WR);
+      p = tcp_recv (client);
+      CHECK (i < 7 ? is_answer (p, (uint16_t)(0x620 + i), LDNS_RCODE_NOERROR, "10.1.2.3")
+                   : is_answer (p, 0x627, LDNS_RCODE_SERVFAIL, NULL));
+      ldns_pkt_free (p);
+      CHECK (closed_by_peer (c));
+      free (w);
+      free (q);
+      close (c);
+      close (client);
+    }
+
+  /* a TCP client that resets while it waits: its forward and upstream connection are dropped at
+     once, before the forward of a client that asked first times out (SERVFAIL); F keeps serving */
+  close (uc);
+  CHECK (set_up (f, liar_only, 1) == 0);
+  int first = connect_to (fport, 1, 10);
+  q = query_wire ("a.up.test", LDNS_RR_TYPE_A, 0x630, &len);
+  CHECK (first >= 0 && tcp_send (first, q, len) == 0);
+  int c_first = accept_query (liar, buf, sizeof buf, &n);
+  CHECK (c_first >= 0 && n == (ssize_t)len);
+  client = connect_to (fport, 1, 10);
+  CHECK (client >= 0 && tcp_send (client, q, len) == 0);
+  c = accept_query (liar, buf, sizeof buf, &n);
+  CHECK (c >= 0 && n == (ssize_t)len);
+  struct linger lg = { 1, 0 };
+  CHECK (setsockopt (client, SOL_SOCKET, SO_LINGER, &lg, sizeof lg) == 0);
+  close (client);
+  CHECK (first_readable (c_first, c) == 1);
+  CHECK (closed_by_peer (c));
+  p = tcp_recv (first);
+  CHECK (is_answer (p, 0x630, LDNS_RCODE_SERVFAIL, NULL));
+  ldns_pkt_free (p);
+  CHECK (closed_by_peer (c_first));
+  free (q);
+  q = query_wire ("b.front.test", LDNS_RR_TYPE_A, 0x631, &len);
+  CHECK (tcp_send (first, q, len) == 0);
+  p = tcp_recv (first);
+  CHECK (is_answer (p, 0x631, LDNS_RCODE_NOERROR, "10.9.9.9"));
+  ldns_pkt_free (p);
+  free (q);
+  close (c_first);
+  close (first);
+  close (c);
+  close (liar);
+  close (silent);
+}
+
 static void
 test_forward (void)
 {
+  int fds_before = count_fds ();
   dns_server_t *u = start ("up.test", "a.up.test", "10.1.2.3"), *f = start ("front.test", "b.front.test", "10.9.9.9");
   CHECK (u != NULL && f != NULL);
   if (u == NULL || f == NULL)
@@ -467,17 +833,25 @@ test_forward (void)
   CHECK (ask_is (fport, 0, "a.up.test", 28, LDNS_RCODE_NOERROR, "10.1.2.3", -1));
   /* so is one that reaches F through a wildcard listener (any local address at its port) */
   {
-    int wport = 0, w = bind_udp (&wport, 1);
-    CHECK (w >= 0);
-    close (w);
-    skiff_error_t err = NULL;
-    CHECK (dns_server_listen (f, "0.0.0.0", wport, &err) == 0);
-    skiff_error_release (&err);
+    int wport = 0, listening = 0;
+    for (int attempt = 0; attempt < 16 && !listening; attempt++)
+      {
+        /* a free port; another test may take it meanwhile: then another */
+        int w = bind_udp (&wport, 1);
+        if (w >= 0)
+          close (w);
+        skiff_error_t err = NULL;
+        listening = w >= 0 && dns_server_listen (f, "0.0.0.0", wport, &err) == 0;
+        skiff_error_release (&err);
+      }
+    CHECK (listening);
     dns_upstream_t wild[] = { { LO, wport } }, wild_u[] = { { LO, wport }, { LO, uport } };
     CHECK (set_up (f, wild, 1) == 0);
     CHECK (ask_is (fport, 0, "a.up.test", 0x51, LDNS_RCODE_SERVFAIL, NULL, -1));
+    CHECK (ask_is (fport, 1, "a.up.test", 0x54, LDNS_RCODE_SERVFAIL, NULL, -1));
     CHECK (set_up (f, wild_u, 2) == 0);
     CHECK (ask_is (fport, 0, "a.up.test", 0x52, LDNS_RCODE_NOERROR, "10.1.2.3", -1));
+    CHECK (ask_is (fport, 1, "a.up.test", 0x55, LDNS_RCODE_NOERROR, "10.1.2.3", -1));
     CHECK (ask_is (wport, 0, "a.up.test", 0x53, LDNS_RCODE_NOERROR, "10.1.2.3", -1));
     dns_server_unlisten (f, "0.0.0.0", wport);
   }
@@ -491,10 +865,12 @@ test_forward (void)
   CHECK (ask_is (fport, 1, "a.up.test", 30, LDNS_RCODE_NOERROR, "10.1.2.3", -1));
   CHECK (set_up (f, closed, 1) == 0);
   CHECK (ask_is (fport, 0, "a.up.test", 31, LDNS_RCODE_SERVFAIL, NULL, -1));
-  /* a silent upstream: SERVFAIL after its timeout, over UDP and (pipelined) TCP at once; the
+  CHECK (ask_is (fport, 1, "a.up.test", 0x31, LDNS_RCODE_SERVFAIL, NULL, -1));
+  /* a silent upstream (UDP, and TCP that accepts but never answers): SERVFAIL after its timeout,
+     over UDP and (pipelined) TCP at once, and F closes its upstream connection; the client's
      connection then answers more queries */
-  int silent_port = 0, silent = bind_udp (&silent_port, 1);
-  CHECK (silent >= 0);
+  int silent_port = 0, silent_tcp = -1, silent = bind_both (&silent_port, &silent_tcp, 10);
+  CHECK (silent >= 0 && silent_tcp >= 0);
   dns_upstream_t mute[] = { { LO, silent_port } }, mute_u[] = { { LO, silent_port }, { LO, uport } };
   CHECK (set_up (f, mute, 1) == 0);
   int ufd = connect_to (fport, 0, 10), tfd = connect_to (fport, 1, 10);
@@ -518,6 +894,11 @@ test_forward (void)
   p = tcp_recv (tfd);
   CHECK (is_answer (p, 34, LDNS_RCODE_NOERROR, "10.9.9.9"));
   ldns_pkt_free (p);
+  ssize_t got = 0;
+  c = accept_query (silent_tcp, buf, sizeof buf, &got);
+  CHECK (c >= 0 && got == (ssize_t)l2 && closed_by_peer (c));
+  if (c >= 0)
+    close (c);
   free (q1);
   free (q2);
   free (q3);
@@ -526,19 +907,36 @@ test_forward (void)
   /* silent first, then U: U's answer, after the first timed out */
   CHECK (set_up (f, mute_u, 2) == 0);
   CHECK (ask_is (fport, 0, "a.up.test", 35, LDNS_RCODE_NOERROR, "10.1.2.3", -1));
+  CHECK (ask_is (fport, 1, "a.up.test", 0x35, LDNS_RCODE_NOERROR, "10.1.2.3", -1));
+  c = accept_query (silent_tcp, buf, sizeof buf, &got);
+  CHECK (c >= 0 && closed_by_peer (c));
+  if (c >= 0)
+    close (c);
   /* spoofed answers from an upstream this test plays */
   spoofing (f, fport);
-  /* stopping with a forward in flight frees it (the sanitizers check) */
+  /* TCP clients are forwarded over TCP */
+  tcp_upstreams (f, fport, uport);
+  /* stopping with forwards in flight (UDP, and TCP with its upstream connection) frees them: the
+     sanitizers check the memory, the count of open fds the sockets */
   CHECK (set_up (f, mute, 1) == 0);
   ufd = connect_to (fport, 0, 1);
+  tfd = connect_to (fport, 1, 1);
   q1 = query_wire ("a.up.test", LDNS_RR_TYPE_A, 36, &l1);
   CHECK (ufd >= 0 && q1 && send (ufd, q1, l1, 0) == (ssize_t)l1);
-  usleep (100000);
+  CHECK (tfd >= 0 && tcp_send (tfd, q1, l1) == 0);
+  c = accept_query (silent_tcp, buf, sizeof buf, &got);
+  CHECK (c >= 0 && got == (ssize_t)l1);
   dns_server_stop (f);
   dns_server_stop (u);
+  CHECK (c >= 0 && closed_by_peer (c));
+  if (c >= 0)
+    close (c);
   free (q1);
   close (ufd);
+  close (tfd);
   close (silent);
+  close (silent_tcp);
+  CHECK (fds_before >= 0 && count_fds () == fds_before);
 }
 
 int
