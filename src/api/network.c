@@ -20,7 +20,6 @@
  * A PUT with `If-None-Match: *` of a resource that exists gets ARM's 412 PreconditionFailed.
  * Creating one more than Azure's limits (MAX_VNETS, MAX_ZONES, MAX_LINKS, MAX_REGISTRATION_LINKS)
  * gets 409 QuotaExceeded. */
-#include <ctype.h>
 #include <errno.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -416,25 +415,6 @@ load_prefixes (json_t *vnet_body, cidr_t *v, size_t *n)
   return 0;
 }
 
-/* Whether location (any case, spaces ignored: "West US" is "westus") is one skiffd serves. */
-static int
-location_served (call_t *c, const char *location)
-{
-  const char *const *served = c->ctx->limits.locations;
-  if (served == NULL)
-    return 1;
-  char norm[128];
-  size_t k = 0;
-  for (const char *p = location; *p && k + 1 < sizeof norm; p++)
-    if (*p != ' ')
-      norm[k++] = (char)tolower ((unsigned char)*p);
-  norm[k] = '\0';
-  for (; *served; served++)
-    if (strcmp (*served, norm) == 0)
-      return 1;
-  return 0;
-}
-
 static void
 vnet_put (netcall_t *n, const char *id, const char *name)
 {
@@ -450,7 +430,7 @@ vnet_put (netcall_t *n, const char *id, const char *name)
   if (location == NULL || !*location)
     return api_reply_error (c, 400, "LocationRequired", "The location property is required for this definition.",
                             "location");
-  if (!location_served (c, location))
+  if (!model_location_served (&c->ctx->limits, location))
     {
       cleanup_free char *m
           = skiff_strdup_printf ("The provided location '%.64s' is not available for resource type '" VNET_TYPE

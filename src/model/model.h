@@ -31,6 +31,10 @@ typedef struct
   const char *const *locations; /* NULL-terminated list of served locations (lowercase) */
 } model_limits_t;
 
+/* Whether location (any case, spaces ignored: "West US" is "westus") is one of
+ * limits->locations; every location is when that list is NULL. */
+int model_location_served (const model_limits_t *limits, const char *location);
+
 /* Parses a PUT body for container group `group_name` into a canonical spec (*out, owned).
  * Checks every validation rule of the ACI reference; failures are ARM errors with
  * the HTTP status and code ACI uses and the offending property in the message and target. */

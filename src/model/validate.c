@@ -302,6 +302,24 @@ check_container (json_t *c, size_t idx, int init, const char *group_name, double
 }
 
 int
+model_location_served (const model_limits_t *limits, const char *location)
+{
+  if (limits == NULL || limits->locations == NULL)
+    return 1;
+  /* "West US" and "westus" name the same location. */
+  char norm[128];
+  size_t k = 0;
+  for (const char *p = location; *p && k + 1 < sizeof (norm); p++)
+    if (*p != ' ')
+      norm[k++] = (char)tolower ((unsigned char)*p);
+  norm[k] = '\0';
+  for (const char *const *l = limits->locations; *l; l++)
+    if (strcmp (*l, norm) == 0)
+      return 1;
+  return 0;
+}
+
+int
 model_parse_group (const char *body, size_t len, const char *group_name, const model_limits_t *limits, json_t **out,
                    skiff_error_t *err)
 {
@@ -322,25 +340,11 @@ model_parse_group (const char *body, size_t len, const char *group_name, const m
   if (loc == NULL || *loc == '\0')
     return skiff_error_arm_target (err, 400, "LocationRequired", "location",
                                    "The location property is required for this definition.");
-  if (limits && limits->locations)
-    {
-      /* "West US" and "westus" name the same location. */
-      char norm[128];
-      size_t k = 0;
-      for (const char *p = loc; *p && k + 1 < sizeof (norm); p++)
-        if (*p != ' ')
-          norm[k++] = (char)tolower ((unsigned char)*p);
-      norm[k] = '\0';
-      int ok = 0;
-      for (const char *const *l = limits->locations; *l; l++)
-        if (strcmp (*l, norm) == 0)
-          ok = 1;
-      if (!ok)
-        return skiff_error_arm_target (err, 409, "ServiceUnavailable", "location",
-                                       "The requested resource is not available in the location '%s' at this moment. "
-                                       "Please retry with a different resource request or in another location.",
-                                       loc);
-    }
+  if (!model_location_served (limits, loc))
+    return skiff_error_arm_target (err, 409, "ServiceUnavailable", "location",
+                                   "The requested resource is not available in the location '%s' at this moment. "
+                                   "Please retry with a different resource request or in another location.",
+                                   loc);
   json_t *props = json_object_get (spec, "properties");
   if (props == NULL)
     return skiff_error_arm_target (err, 400, "MissingRequiredProperty", "properties",
