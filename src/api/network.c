@@ -232,6 +232,28 @@ link_view (const store_netres_t *r)
 
 static int zone_registered (store_t *store, const store_netres_t *zone, json_t **out, skiff_error_t *err);
 
+/* Counts the links of zone zone_id other than except_id (may be NULL) in *n, and those among them
+ * with registration in *registering. */
+static int
+zone_link_counts (store_t *store, const char *zone_id, const char *except_id, int *n, int *registering,
+                  skiff_error_t *err)
+{
+  store_netres_t *links = NULL;
+  int count = 0;
+  *n = *registering = 0;
+  if (store_netres_list (store, LINK_TYPE, NULL, NULL, zone_id, &links, &count, err) < 0)
+    return -1;
+  for (int i = 0; i < count; i++)
+    if (except_id == NULL || strcasecmp (links[i].id, except_id) != 0)
+      {
+        (*n)++;
+        *registering
+            += json_is_true (json_object_get (json_object_get (links[i].body, "properties"), "registrationEnabled"));
+      }
+  store_netres_free_array (links, count);
+  return 0;
+}
+
 static json_t *
 zone_view (call_t *c, const store_netres_t *r)
 {
@@ -240,14 +262,8 @@ zone_view (call_t *c, const store_netres_t *r)
   if (zone_registered (c->ctx->store, r, &names, NULL) == 0)
     record_sets += json_object_size (names);
   json_decref (names);
-  store_netres_t *links = NULL;
   int n = 0, reg = 0;
-  if (store_netres_list (c->ctx->store, LINK_TYPE, NULL, NULL, r->id, &links, &n, NULL) == 0)
-    {
-      for (int i = 0; i < n; i++)
-        reg += json_is_true (json_object_get (json_object_get (links[i].body, "properties"), "registrationEnabled"));
-      store_netres_free_array (links, n);
-    }
+  zone_link_counts (c->ctx->store, r->id, NULL, &n, &reg, NULL);
   json_t *v = json_pack ("{s:s,s:s,s:s,s:s,s:O,s:{s:i,s:i,s:i,s:i,s:i,s:i,s:s}}", "id", r->id, "name", r->name, "type",
                          ZONE_TYPE, "location", "global", "etag", json_object_get (r->body, "etag"), "properties",
                          "maxNumberOfRecordSets", 25000, "maxNumberOfVirtualNetworkLinks", MAX_LINKS,
@@ -1062,15 +1078,9 @@ link_put (netcall_t *n, const store_netres_t *zone, const char *id, const char *
   store_netres_free_array (links, nl);
   if (registration)
     {
-      store_netres_t *zl = NULL;
-      int nz = 0, registering = 0;
-      if (store_netres_list (c->ctx->store, LINK_TYPE, NULL, NULL, zone->id, &zl, &nz, &err) < 0)
+      int others = 0, registering = 0;
+      if (zone_link_counts (c->ctx->store, zone->id, id, &others, &registering, &err) < 0)
         return api_reply_skiff_error (c, err);
-      for (int i = 0; i < nz; i++)
-        registering
-            += strcasecmp (zl[i].id, id) != 0
-               && json_is_true (json_object_get (json_object_get (zl[i].body, "properties"), "registrationEnabled"));
-      store_netres_free_array (zl, nz);
       if (registering >= MAX_REGISTRATION_LINKS)
         {
           cleanup_free char *m = skiff_strdup_printf ("At most %d virtual network links with registration per zone.",
