@@ -101,8 +101,8 @@ runtime_build_spec (const runtime_config_t *cfg, const runtime_host_t *host, con
     return skiff_error_set (err, EINVAL, "negative resource limit");
   if (spec->cgroup_path && (spec->cgroup_path[0] != '/' || strstr (spec->cgroup_path, "/..")))
     return skiff_error_set (err, EINVAL, "invalid cgroup path `%s`", spec->cgroup_path);
-  uint32_t shift = cfg ? cfg->id_shift : 100000;
-  uint32_t range = cfg && cfg->id_range ? cfg->id_range : 65536;
+  uint32_t shift, range;
+  runtime_id_map (cfg, &shift, &range);
   if (spec->uid >= range || spec->gid >= range)
     return skiff_error_set (err, EINVAL, "user %u:%u is outside the mapped range of %u ids", spec->uid, spec->gid,
                             range);

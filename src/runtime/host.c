@@ -29,6 +29,13 @@
 
 extern char **environ;
 
+void
+runtime_id_map (const runtime_config_t *cfg, uint32_t *shift, uint32_t *range)
+{
+  *shift = cfg ? cfg->id_shift : 100000;
+  *range = cfg && cfg->id_range ? cfg->id_range : 65536;
+}
+
 const char *
 runtime_path_or_default (const runtime_config_t *cfg)
 {

@@ -4,12 +4,13 @@
  * (which join that user namespace) hold capabilities over them: they mount a fresh sysfs
  * showing only the group's interfaces and their own mqueue, as with namespaces of their
  * own. A new user namespace cannot be made by a multi-threaded process with unshare(), so
- * a tiny child is cloned into the four namespaces at once (sharing skiffd's memory: no
- * copy of its page tables nor of its file table) and only waits; skiffd writes its id maps and bind-mounts
+ * a tiny child is cloned into the four namespaces at once (sharing skiffd's memory and file
+ * table: no copy of either) and only waits; skiffd writes its id maps, bind-mounts
  * /proc/<child>/ns/{user,net,ipc,uts} onto the pin files, then lets it exit. A helper
  * thread then joins the net and UTS namespaces to set the hostname and bring loopback up.
  * About a millisecond in all. */
 #include "runtime/runtime.h"
+#include "runtime/runtime_internal.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -223,8 +224,9 @@ runtime_pin_namespaces (const runtime_config_t *cfg, const char *ns_dir, const c
         return skiff_error_set (err, errno, "create `%s`", p);
     }
 
-  if (pin_new (ns_dir, cfg && cfg->id_shift ? cfg->id_shift : 100000, cfg && cfg->id_range ? cfg->id_range : 65536, err)
-      < 0)
+  uint32_t shift, range;
+  runtime_id_map (cfg, &shift, &range);
+  if (pin_new (ns_dir, shift, range, err) < 0)
     goto fail;
   struct pin_job job = { ns_dir, hostname, 0, "" };
   pthread_t th;

@@ -11,6 +11,11 @@
 /* Returns cfg->runtime_path, or "/usr/bin/crun" when unset. */
 const char *runtime_path_or_default (const runtime_config_t *cfg);
 
+/* The user-namespace mapping of cfg, the same for a group's pinned user namespace and its
+ * containers' bundles: container 0 -> *shift (cfg->id_shift; 100000 without cfg), *range ids
+ * (cfg->id_range; 65536 when unset). */
+void runtime_id_map (const runtime_config_t *cfg, uint32_t *shift, uint32_t *range);
+
 /* Calls cb for every line of /proc/self/mountinfo (mount point unescaped). cb returns 0
  * to go on, > 0 to stop (success), < 0 to stop with that error. */
 int runtime_list_mounts (int (*cb) (const char *mountpoint, const char *fstype, const char *superopts, void *data),
