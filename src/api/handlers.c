@@ -736,7 +736,7 @@ handle_operation (call_t *c, const char *op_id)
   if (error)
     json_object_set (body, "error", json_object_get (error, "error") ? json_object_get (error, "error") : error);
   /* not done yet: ask for the next poll in a second (without it, the Azure SDKs wait 30 s) */
-  if (strcasecmp (status, "Succeeded") && strcasecmp (status, "Failed") && strcasecmp (status, "Canceled"))
+  if (strcmp (status, "InProgress") == 0)
     api_add_header (c->res, "Retry-After", "1");
   api_reply_json (c, 200, body);
 }
